@@ -1,0 +1,64 @@
+"""What every attack receives and returns, and the boundary it may not cross."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import lightning as L
+import torch
+from torch import nn
+
+from gradinv.data.spec import DataSpec
+from gradinv.federated.update import SharedUpdate
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """What the server, and so the attacker, holds: the global model and the data's public spec."""
+
+    model: nn.Module
+    spec: DataSpec
+
+
+@dataclass
+class Reconstruction:
+    """An attack's guess for one victim batch, in the model's (normalized) input space.
+
+    ``iterations`` counts the optimizer steps spent on this victim over all its restarts.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    gradient_loss: float
+    iterations: int
+    masks: dict[str, torch.Tensor] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AttackRuntime:
+    """How an attack runs: its seed and a factory for Lightning Trainers with the run's logger.
+
+    ``make_trainer(steps, callbacks)`` returns a Trainer for an optimization of ``steps`` steps;
+    ``monitors`` are evaluation-side callbacks (they read private data, the attack never does).
+    """
+
+    seed: int
+    make_trainer: Callable[[int, list[L.Callback]], L.Trainer]
+    monitors: list[L.Callback] = field(default_factory=list)
+
+
+class Attack(ABC):
+    """An attacker: from the server's view and the shared updates, reconstruct each victim batch."""
+
+    @abstractmethod
+    def knowledge(self) -> dict[str, Any]:
+        """The threat model's grants this attack uses, recorded with every run."""
+
+    @abstractmethod
+    def reconstruct(
+        self, server: ServerView, updates: Sequence[SharedUpdate], runtime: AttackRuntime
+    ) -> list[Reconstruction]:
+        """One reconstruction per shared update, in order."""

@@ -1,0 +1,337 @@
+"""The machinery every optimization attack shares: match the shared gradient by moving inputs.
+
+An attack run is a set of independent *problems*, one per victim and random restart. Each
+problem owns its candidate images, any extra variables (e.g. DIA's masks), its optimizer,
+schedule, best iterate and early stopping; ``vectorize`` decides whether the problems are
+stepped together in one Lightning fit or one fit after another, with identical results.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from gradinv.attacks.base import Attack, AttackRuntime, Reconstruction, ServerView
+from gradinv.attacks.labels import infer_labels
+from gradinv.attacks.objectives import OBJECTIVES, total_variation
+from gradinv.errors import ConfigError
+from gradinv.federated.gradients import parameter_gradients
+from gradinv.federated.update import SharedUpdate
+
+Tensors = dict[str, torch.Tensor]
+
+
+@dataclass
+class Problem:
+    """One independent optimization: a victim's shared update, attacked from one restart."""
+
+    victim: int
+    restart: int
+    update: SharedUpdate
+    labels: torch.Tensor
+    seed: int
+
+
+class GradientInversion(Attack):
+    """Gradient matching plus a TV prior, Adam on signed image gradients, box constraint, restarts.
+
+    Subclasses add variables optimized with the images (``init_variables``), hand them to the
+    model as buffers (``buffers``), add their own penalty (``regularizer``) and keep them
+    feasible (``project``).
+    """
+
+    def __init__(
+        self,
+        iterations: int = 300,
+        lr: float = 0.1,
+        lr_schedule: str = "multistep",
+        lr_decay_at: Sequence[float] = (0.375, 0.625, 0.875),
+        lr_decay_factor: float = 0.1,
+        plateau_patience: int = 800,
+        signed: bool = True,
+        boxed: bool = True,
+        objective: str = "cosine",
+        tv_weight: float = 1e-1,
+        init: str = "randn",
+        restarts: int = 1,
+        labels_known: bool = True,
+        model_mode: str = "eval",
+        keep_best: bool = False,
+        stop_patience: int | None = None,
+        stop_loss: float | None = None,
+        vectorize: bool = False,
+        log_psnr_every: int = 50,
+    ) -> None:
+        if not isinstance(iterations, int) or iterations < 1:
+            raise ConfigError(f"attack.iterations must be a positive integer, got {iterations}.")
+        if not isinstance(restarts, int) or restarts < 1:
+            raise ConfigError(f"attack.restarts must be a positive integer, got {restarts}.")
+        if not lr > 0:
+            raise ConfigError(f"attack.lr must be positive, got {lr}.")
+        if lr_schedule not in ("multistep", "plateau", "constant"):
+            raise ConfigError(
+                f"attack.lr_schedule must be 'multistep', 'plateau' or 'constant', got '{lr_schedule}'."
+            )
+        if objective not in OBJECTIVES:
+            raise ConfigError(
+                f"attack.objective must be one of {sorted(OBJECTIVES)}, got '{objective}'."
+            )
+        if init not in ("randn", "rand", "zeros"):
+            raise ConfigError(f"attack.init must be 'randn', 'rand' or 'zeros', got '{init}'.")
+        if model_mode not in ("train", "eval"):
+            raise ConfigError(f"attack.model_mode must be 'train' or 'eval', got '{model_mode}'.")
+        if tv_weight < 0:
+            raise ConfigError(f"attack.tv_weight must be non-negative, got {tv_weight}.")
+        self.iterations = iterations
+        self.lr = lr
+        self.lr_schedule = lr_schedule
+        self.lr_decay_at = tuple(lr_decay_at)
+        self.lr_decay_factor = lr_decay_factor
+        self.plateau_patience = plateau_patience
+        self.signed = signed
+        self.boxed = boxed
+        self.objective = OBJECTIVES[objective]
+        self.tv_weight = tv_weight
+        self.init = init
+        self.restarts = restarts
+        self.labels_known = labels_known
+        self.model_mode = model_mode
+        self.keep_best = keep_best
+        self.stop_patience = stop_patience
+        self.stop_loss = stop_loss
+        self.vectorize = vectorize
+        self.log_psnr_every = log_psnr_every
+
+    # ----------------------------------------------------------------- extension points
+    def knowledge(self) -> dict[str, Any]:
+        return {"labels_known": self.labels_known}
+
+    def init_variables(
+        self, problem: Problem, server: ServerView, generator: torch.Generator
+    ) -> Tensors:
+        """Extra tensors optimized jointly with the images (none for plain IG)."""
+        return {}
+
+    def buffers(self, problem: Problem, variables: Tensors) -> Tensors:
+        """Module buffers to substitute in the attacker's forward pass (e.g. dropout masks)."""
+        return {}
+
+    def regularizer(self, images: torch.Tensor, variables: Tensors) -> torch.Tensor:
+        """The prior added to the gradient distance: total variation of the candidate images."""
+        return self.tv_weight * total_variation(images)
+
+    def project(self, variables: Tensors) -> None:
+        """Keep extra variables feasible after each step."""
+
+    def matched_names(self, server: ServerView, update: SharedUpdate) -> list[str]:
+        """The parameters whose gradients enter the distance (all that were shared)."""
+        return list(update.gradients)
+
+    # ----------------------------------------------------------------- running
+    def reconstruct(
+        self, server: ServerView, updates: Sequence[SharedUpdate], runtime: AttackRuntime
+    ) -> list[Reconstruction]:
+        problems = [
+            Problem(v, r, update, self._labels(server, update), _problem_seed(runtime.seed, v, r))
+            for v, update in enumerate(updates)
+            for r in range(self.restarts)
+        ]
+        groups = [problems] if self.vectorize else [[p] for p in problems]
+        results: list[tuple[Problem, Reconstruction]] = []
+        for group in groups:
+            module = InversionModule(self, server, group)
+            trainer = runtime.make_trainer(self.iterations, runtime.monitors)
+            trainer.fit(module, DataLoader(range(self.iterations), batch_size=None))
+            results += list(zip(group, module.reconstructions()))
+        chosen = []
+        for v in range(len(updates)):
+            candidates = [rec for p, rec in results if p.victim == v]
+            best = min(candidates, key=lambda rec: rec.gradient_loss)
+            best.iterations = sum(rec.iterations for rec in candidates)
+            chosen.append(best)
+        return chosen
+
+    def _labels(self, server: ServerView, update: SharedUpdate) -> torch.Tensor:
+        if self.labels_known:
+            if update.labels is None:
+                raise ConfigError("attack.labels_known=true needs a client that shares labels.")
+            return update.labels
+        head = getattr(server.model, "head", None)
+        key = "head.weight"
+        if not isinstance(head, nn.Linear) or key not in update.gradients:
+            raise ConfigError(
+                "attack.labels_known=false needs a model with a linear 'head' whose gradient is shared."
+            )
+        return infer_labels(update.gradients[key], update.batch_size)
+
+    def initial_images(self, problem: Problem, server: ServerView, generator: torch.Generator):
+        shape = (problem.update.batch_size, *server.spec.shape)
+        if self.init == "randn":
+            return torch.randn(shape, generator=generator)
+        if self.init == "rand":
+            lo, hi = server.spec.pixel_bounds(torch.empty(0))
+            return lo + (hi - lo) * torch.rand(shape, generator=generator)
+        return torch.zeros(shape)
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer):
+        if self.lr_schedule == "multistep":
+            milestones = sorted({math.floor(f * self.iterations) for f in self.lr_decay_at})
+            return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, self.lr_decay_factor)
+        if self.lr_schedule == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, factor=self.lr_decay_factor, patience=self.plateau_patience
+            )
+        return None
+
+
+def _problem_seed(seed: int, victim: int, restart: int) -> int:
+    """A seed per problem, so that vectorized and one-by-one runs start from the same point."""
+    return (seed * 1_000_003 + victim * 10_007 + restart) % (2**63 - 1)
+
+
+class _Progress:
+    """Per-problem bookkeeping: best loss and iterate, steps taken, whether it still runs."""
+
+    def __init__(self) -> None:
+        self.best_loss = math.inf
+        self.best: Tensors | None = None
+        self.since_best = 0
+        self.steps = 0
+        self.active = True
+
+
+class InversionModule(L.LightningModule):
+    """A Lightning module with manual optimization over a group of independent problems."""
+
+    def __init__(self, attack: GradientInversion, server: ServerView, problems: list[Problem]) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.attack = attack
+        self.spec = server.spec
+        self.model = server.model
+        self.problems = problems
+        self.names = [attack.matched_names(server, p.update) for p in problems]
+        self.candidates = nn.ModuleList()
+        self.variable_keys: list[list[str]] = []
+        for problem in problems:
+            generator = torch.Generator().manual_seed(problem.seed)
+            images = attack.initial_images(problem, server, generator)
+            extra = attack.init_variables(problem, server, generator)
+            self.variable_keys.append(list(extra))
+            params = {"images": nn.Parameter(images)}
+            params.update({f"v{j}": nn.Parameter(t) for j, t in enumerate(extra.values())})
+            self.candidates.append(nn.ParameterDict(params))
+        self.progress = [_Progress() for _ in problems]
+        self.schedulers: list[Any] = []
+        self.targets: list[Tensors] = []
+        self.labels: list[torch.Tensor] = []
+
+    def train(self, mode: bool = True) -> "InversionModule":
+        """Lightning switches modules to train mode; the server model keeps the attack's mode."""
+        super().train(mode)
+        self.model.train(self.attack.model_mode == "train")
+        return self
+
+    def variables(self, i: int) -> Tensors:
+        params = self.candidates[i]
+        return {key: params[f"v{j}"] for j, key in enumerate(self.variable_keys[i])}
+
+    def current_images(self) -> list[tuple[int, torch.Tensor]]:
+        """(victim, candidate images) per problem, for evaluation-side monitors."""
+        return [(p.victim, c["images"].detach()) for p, c in zip(self.problems, self.candidates)]
+
+    def configure_optimizers(self):
+        optimizers = [torch.optim.Adam(c.parameters(), lr=self.attack.lr) for c in self.candidates]
+        self.schedulers = [self.attack.make_scheduler(opt) for opt in optimizers]
+        return optimizers
+
+    def on_fit_start(self) -> None:
+        for problem in self.problems:
+            names = self.names[len(self.targets)]
+            self.targets.append({k: problem.update.gradients[k].to(self.device) for k in names})
+            self.labels.append(problem.labels.to(self.device))
+        for p in self.model.parameters():
+            p.requires_grad_(True)
+
+    def loss(self, i: int, create_graph: bool = True) -> torch.Tensor:
+        """Gradient distance plus prior for problem ``i`` at its current candidate."""
+        images, variables = self.candidates[i]["images"], self.variables(i)
+        buffers = self.attack.buffers(self.problems[i], variables)
+        grads = parameter_gradients(
+            self.model, images, self.labels[i], self.names[i], buffers, create_graph=create_graph
+        )
+        distance = self.attack.objective(grads, self.targets[i])
+        if not create_graph:
+            return distance
+        return distance + self.attack.regularizer(images, variables)
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        live = [i for i, state in enumerate(self.progress) if state.active]
+        losses = torch.stack([self.loss(i) for i in live])
+        inputs = [p for i in live for p in self.candidates[i].parameters()]
+        self.manual_backward(losses.sum(), inputs=inputs)
+        optimizers = self.optimizers(use_pl_optimizer=False)
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        for i, loss in zip(live, losses.detach().tolist()):
+            self._step(i, loss, optimizers[i])
+        self.log("attack/loss", losses.detach().mean(), prog_bar=True)
+        if not any(state.active for state in self.progress):
+            self.trainer.should_stop = True
+
+    def _step(self, i: int, loss: float, optimizer: torch.optim.Optimizer) -> None:
+        state, params = self.progress[i], self.candidates[i]
+        if loss < state.best_loss:
+            state.best_loss, state.since_best = loss, 0
+            if self.attack.keep_best:
+                state.best = {k: v.detach().clone() for k, v in params.items()}
+        else:
+            state.since_best += 1
+        if self.attack.signed:
+            params["images"].grad.sign_()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler = self.schedulers[i]
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(loss)
+        elif scheduler is not None:
+            scheduler.step()
+        with torch.no_grad():
+            if self.attack.boxed:
+                lo, hi = self.spec.pixel_bounds(params["images"])
+                params["images"].copy_(torch.maximum(torch.minimum(params["images"], hi), lo))
+            self.attack.project(self.variables(i))
+        state.steps += 1
+        patience, threshold = self.attack.stop_patience, self.attack.stop_loss
+        if (patience is not None and state.since_best >= patience) or (
+            threshold is not None and loss < threshold
+        ):
+            state.active = False
+
+    def reconstructions(self) -> list[Reconstruction]:
+        """Each problem's answer (its best iterate if ``keep_best``) and its gradient distance."""
+        results = []
+        for i, (problem, state) in enumerate(zip(self.problems, self.progress)):
+            params = self.candidates[i]
+            if self.attack.keep_best and state.best is not None:
+                with torch.no_grad():
+                    for key, value in state.best.items():
+                        params[key].copy_(value)
+            with torch.enable_grad():
+                distance = float(self.loss(i, create_graph=False))
+            variables = {k: v.detach().cpu() for k, v in self.variables(i).items()}
+            results.append(
+                Reconstruction(
+                    images=params["images"].detach().cpu(),
+                    labels=self.labels[i].cpu(),
+                    gradient_loss=distance,
+                    iterations=state.steps,
+                    masks=variables or None,
+                )
+            )
+        return results

@@ -1,0 +1,22 @@
+"""Label recovery from the classifier head's gradient when the threat model withholds labels."""
+
+from __future__ import annotations
+
+import torch
+
+from gradinv.errors import ConfigError
+
+
+def infer_labels(head_gradient: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The label of a single image from the head's weight gradient (Zhao et al. 2020, iDLG).
+
+    Row c of the gradient is (softmax_c - onehot_c) times the shared feature vector, so the true
+    class's row points against all others: it has the most negative summed inner product.
+    """
+    if batch_size != 1:
+        raise ConfigError(
+            "attack.labels_known=false needs dataset.batch_size=1 (labels are inferred per image)."
+        )
+    rows = head_gradient.flatten(1)
+    gram = rows @ rows.T
+    return (gram.sum(dim=1) - gram.diagonal()).argmin().view(1)

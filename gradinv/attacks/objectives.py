@@ -1,0 +1,35 @@
+"""Gradient-matching distances and image priors used by optimization attacks."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+Gradients = dict[str, torch.Tensor]
+
+
+def cosine_distance(candidate: Gradients, target: Gradients) -> torch.Tensor:
+    """1 - cosine similarity of all layers' gradients taken as one vector (Geiping et al. 2020)."""
+    dot = sum((candidate[k] * target[k]).sum() for k in target)
+    cand_norm = sum(candidate[k].pow(2).sum() for k in target).sqrt()
+    target_norm = sum(target[k].pow(2).sum() for k in target).sqrt()
+    return 1 - dot / (cand_norm * target_norm).clamp_min(1e-12)
+
+
+def squared_distance(candidate: Gradients, target: Gradients) -> torch.Tensor:
+    """Sum of squared differences over all layers (Zhu et al. 2019, DLG)."""
+    return sum((candidate[k] - target[k]).pow(2).sum() for k in target)
+
+
+OBJECTIVES: dict[str, Callable[[Gradients, Gradients], torch.Tensor]] = {
+    "cosine": cosine_distance,
+    "l2": squared_distance,
+}
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between neighbouring pixels, horizontally plus vertically."""
+    dx = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
+    dy = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
+    return dx + dy

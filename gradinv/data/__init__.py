@@ -1,0 +1,6 @@
+"""Datasets, normalization and the selection of victim batches."""
+
+from gradinv.data.spec import DataSpec
+from gradinv.data.victims import VictimBatch
+
+__all__ = ["DataSpec", "VictimBatch"]

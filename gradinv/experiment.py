@@ -1,0 +1,132 @@
+"""One configured run: data, model, client, attack, evaluation, and the run's records."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from gradinv.attacks.base import AttackRuntime, ServerView
+from gradinv.evaluation import evaluate
+from gradinv.federated.client import FederatedClient
+from gradinv.metrics.monitor import PSNRMonitor
+from gradinv.models.build import build_model
+from gradinv.tracking.images import reconstruction_grid, save_reconstruction
+from gradinv.tracking.results import ResultsFile
+
+log = logging.getLogger(__name__)
+GROUPS = ("dataset", "model", "defense", "attack")
+PICTURE = "reconstruction.png"
+
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+warnings.filterwarnings("ignore", message=".*`training_step` returns `None`.*")
+
+
+def choices(cfg: DictConfig) -> dict[str, Any]:
+    """The grid cell of this run: group choices, dropout rate and seed."""
+    picked = HydraConfig.get().runtime.choices
+    cell: dict[str, Any] = {group: picked.get(group) for group in GROUPS}
+    cell["dropout"] = float(cfg.model.get("dropout", 0.0))
+    cell["seed"] = int(cfg.seed)
+    return cell
+
+
+def run_dir() -> Path:
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Execute the run; results.json says 'running' until it ends 'ok' or 'failed'."""
+    results = ResultsFile(run_dir())
+    results.write(
+        status="running",
+        choices=choices(cfg),
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
+    try:
+        return _execute(cfg, results)
+    except BaseException as error:
+        results.write(status="failed", error=f"{type(error).__name__}: {error}")
+        raise
+
+
+def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
+    started = time.perf_counter()
+    L.seed_everything(cfg.seed, verbose=False)
+    dataset = instantiate(cfg.dataset)
+    spec = dataset.spec
+    defense = instantiate(cfg.defense)
+    model = defense.prepare_model(build_model(cfg.model, spec, cfg.seed))
+    attack = instantiate(cfg.attack)
+    victims = dataset.victims(cfg.seed)
+    device = L.Fabric(accelerator=cfg.trainer.accelerator, devices=1).device
+
+    server = ServerView(copy.deepcopy(model).to(device), spec)
+    client = FederatedClient(model, defense, **cfg.client).to(device)
+    updates, records = zip(*(client.share(victim) for victim in victims))
+
+    logger = instantiate(cfg.logger) if cfg.get("logger") else None
+    if logger is not None:
+        logger.log_hyperparams({**choices(cfg), "iterations": cfg.attack.get("iterations")})
+
+    def make_trainer(steps: int, callbacks: list[L.Callback]) -> L.Trainer:
+        return instantiate(cfg.trainer, logger=logger or False, callbacks=callbacks, max_epochs=1)
+
+    monitor = PSNRMonitor(
+        [r.images for r in records], spec, int(cfg.attack.get("log_psnr_every", 0))
+    )
+    runtime = AttackRuntime(seed=int(cfg.seed), make_trainer=make_trainer, monitors=[monitor])
+    attack_started = time.perf_counter()
+    reconstructions = attack.reconstruct(server, list(updates), runtime)
+    attack_seconds = time.perf_counter() - attack_started
+
+    scored = evaluate(records, reconstructions, spec)
+    save_reconstruction(scored["originals"], scored["reconstructions"], run_dir() / PICTURE)
+    steps = sum(rec.iterations for rec in reconstructions)
+    timing = {
+        "total_seconds": time.perf_counter() - started,
+        "attack_seconds": attack_seconds,
+        "iterations": cfg.attack.get("iterations"),
+        "optimizer_steps": steps,
+        "seconds_per_iteration": attack_seconds / steps if steps else None,
+    }
+    outcome = {
+        "knowledge": attack.knowledge(),
+        "metrics": scored["metrics"],
+        "unavailable": scored["unavailable"],
+        "per_image": scored["per_image"],
+        "timing": timing,
+        "picture": PICTURE,
+        "device": str(device),
+    }
+    if logger is not None:
+        _log_final(logger, scored, timing)
+    results.write(status="ok", **outcome)
+    log.info(
+        "PSNR %s dB, SSIM %s, LPIPS %s in %.1f s",
+        _fmt(scored["metrics"]["psnr"]), _fmt(scored["metrics"]["ssim"]),
+        _fmt(scored["metrics"]["lpips"]), timing["total_seconds"],
+    )
+    return outcome
+
+
+def _log_final(logger, scored: dict[str, Any], timing: dict[str, Any]) -> None:
+    final = {f"final/{k}": v for k, v in scored["metrics"].items() if v is not None}
+    final.update({f"timing/{k}": v for k, v in timing.items() if v is not None})
+    logger.log_metrics(final)
+    if hasattr(logger, "log_image"):
+        grid = reconstruction_grid(scored["originals"], scored["reconstructions"])
+        logger.log_image("reconstruction", [grid], caption=["originals (top) vs reconstructions"])
+    logger.finalize("success")
+
+
+def _fmt(value: float | None) -> str:
+    return "null" if value is None else f"{value:.3f}"

@@ -1,0 +1,68 @@
+"""The federated client: it trains on its private batch and shares the resulting update."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import nn
+
+from gradinv.data.victims import VictimBatch
+from gradinv.defenses.base import Defense
+from gradinv.errors import ConfigError
+from gradinv.federated.gradients import parameter_gradients, training_loss
+from gradinv.federated.update import PrivateRecord, SharedUpdate
+from gradinv.models.dropout import recording_masks
+
+MODES = ("train", "eval")
+
+
+class FederatedClient(L.LightningModule):
+    """A FedSGD client: one cross-entropy gradient over its batch, protected by its defense."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        defense: Defense,
+        mode: str = "train",
+        share_labels: bool = True,
+        share_masks: bool = False,
+        lr: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ConfigError(f"client.mode must be one of {MODES}, got '{mode}'.")
+        self.model = model
+        self.defense = defense
+        self.mode = mode
+        self.share_labels = share_labels
+        self.share_masks = share_masks
+        self.lr = lr
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        loss = training_loss(self.model, self.model(images), labels)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.model.parameters(), lr=self.lr)
+
+    def share(self, victim: VictimBatch) -> tuple[SharedUpdate, PrivateRecord]:
+        """Compute this round's update on ``victim``; return it with the private ground truth."""
+        self.model.train(self.mode == "train")
+        images = victim.images.to(self.device)
+        labels = victim.labels.to(self.device)
+        with recording_masks(self.model) as masks:
+            gradients = parameter_gradients(self.model, images, labels)
+        gradients = self.defense.protect({k: g.detach() for k, g in gradients.items()}, self.model)
+        masks = {k: m.detach() for k, m in masks.items()}
+        update = SharedUpdate(
+            gradients=gradients,
+            batch_size=len(labels),
+            labels=labels.clone() if self.share_labels else None,
+            masks=dict(masks) if self.share_masks else None,
+        )
+        return update, PrivateRecord(images, labels, masks, victim.indices)

@@ -1,0 +1,27 @@
+"""The line between what a client shares and what stays private (only evaluation reads that)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SharedUpdate:
+    """What leaves the client: named gradients, the batch size, and what the threat model grants."""
+
+    gradients: dict[str, torch.Tensor]
+    batch_size: int
+    labels: torch.Tensor | None = None
+    masks: dict[str, torch.Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class PrivateRecord:
+    """The client's ground truth for one round: images, labels and the dropout masks it sampled."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    masks: dict[str, torch.Tensor]
+    indices: tuple[int, ...]

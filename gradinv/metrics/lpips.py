@@ -1,0 +1,85 @@
+"""LPIPS (AlexNet) through torchmetrics, used only when its backbone weights are verifiably present.
+
+The backbone comes from torchvision's ImageNet AlexNet, which an offline machine cannot
+download. We look for the file in the torch hub cache, check its SHA-256 against the prefix in
+its name, and otherwise report LPIPS as unavailable (null) with a reason, warning once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
+SHA256_PREFIX = "7be5be79"
+MIN_SIZE = 32
+
+
+def weights_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=None)
+def unavailable_reason() -> str | None:
+    """Why LPIPS cannot be computed here, or None when the verified weights are in place."""
+    path = weights_path()
+    if not path.is_file():
+        return f"LPIPS backbone weights {WEIGHTS_FILE} are not in {path.parent}"
+    if not sha256_of(path).startswith(SHA256_PREFIX):
+        return f"{path} does not match its SHA-256 prefix {SHA256_PREFIX}"
+    return None
+
+
+@lru_cache(maxsize=None)
+def _metric():
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    return LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True, reduction="none")
+
+
+def lpips_per_image(preds: torch.Tensor, target: torch.Tensor) -> list[float] | None:
+    """LPIPS of each image pair in [0, 1], or None (after one warning) when unavailable.
+
+    Grayscale images are repeated to three channels; images below 32 px are upsampled
+    bilinearly to 32 px, the smallest input AlexNet's feature stack accepts.
+    """
+    reason = unavailable_reason()
+    if reason is not None:
+        _warn_once(reason)
+        return None
+    if preds.shape[1] == 1:
+        preds, target = preds.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
+    if preds.shape[-1] < MIN_SIZE:
+        preds = F.interpolate(preds, size=MIN_SIZE, mode="bilinear", align_corners=False)
+        target = F.interpolate(target, size=MIN_SIZE, mode="bilinear", align_corners=False)
+    metric = _metric()
+    with torch.no_grad():
+        values = metric(preds.cpu().float(), target.cpu().float())
+    metric.reset()
+    return values.view(-1).tolist()
+
+
+@lru_cache(maxsize=None)
+def _warn_once(reason: str) -> None:
+    log.warning(
+        "LPIPS is recorded as null: %s. Place the torchvision AlexNet weights file %s in %s "
+        "to enable it.",
+        reason,
+        WEIGHTS_FILE,
+        weights_path().parent,
+    )

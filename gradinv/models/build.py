@@ -1,0 +1,58 @@
+"""Build the configured architecture for a dataset's shape, check it fits, load its weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from gradinv.data.spec import DataSpec
+from gradinv.errors import ConfigError
+from gradinv.models.dropout import check_rate
+
+
+def build_model(cfg: DictConfig | dict[str, Any], spec: DataSpec, seed: int) -> nn.Module:
+    """Instantiate ``cfg`` (a ``model`` group entry) for ``spec``; weights from the seed or a checkpoint."""
+    fields = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    checkpoint = fields.pop("checkpoint", None)
+    check_rate(fields.get("dropout", 0.0))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = instantiate(fields, input_shape=spec.shape, num_classes=spec.num_classes)
+    _check_fits(model, spec, fields["_target_"])
+    if checkpoint is not None:
+        _load_checkpoint(model, Path(checkpoint))
+    return model
+
+
+def _check_fits(model: nn.Module, spec: DataSpec, target: str) -> None:
+    name = target.rsplit(".", 1)[-1]
+    try:
+        with torch.no_grad():
+            logits = model.eval()(torch.zeros(2, *spec.shape))
+    except RuntimeError as error:
+        raise ConfigError(
+            f"model={name} does not fit dataset={spec.name} of shape {spec.shape}: {error}"
+        ) from error
+    if logits.shape != (2, spec.num_classes):
+        raise ConfigError(
+            f"model={name} gives outputs of shape {tuple(logits.shape[1:])} "
+            f"where dataset={spec.name} needs ({spec.num_classes},)."
+        )
+
+
+def _load_checkpoint(model: nn.Module, path: Path) -> None:
+    if not path.is_file():
+        raise ConfigError(f"model.checkpoint must be an existing file, got '{path}'.")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ConfigError(
+            f"model.checkpoint '{path}' does not match the configured architecture: {error}"
+        ) from error

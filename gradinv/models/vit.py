@@ -1,0 +1,90 @@
+"""Vision Transformer with explicit attention, so that it has a double backward on every device.
+
+``F.scaled_dot_product_attention`` has no double backward on CPU and hides the attention
+weights, which carry a dropout site of their own; attention is therefore written out.
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from einops.layers.torch import Rearrange
+from torch import nn
+
+from gradinv.errors import ConfigError
+from gradinv.models.dropout import MaskedDropout
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with dropout on the attention weights."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ConfigError(f"model.heads must divide model.dim, got dim={dim}, heads={heads}.")
+        self.heads = heads
+        self.scale = (dim // heads) ** -0.5
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.attn_drop = MaskedDropout(dropout)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
+        weights = self.attn_drop((q @ k.transpose(-2, -1) * self.scale).softmax(dim=-1))
+        return self.proj(rearrange(weights @ v, "b h n d -> b n (h d)"))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block; dropout on the MLP's output."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim), MaskedDropout(dropout)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    """Patch embedding, class token, learned positions, ``depth`` blocks, head on the class token."""
+
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        dropout: float = 0.0,
+        patch_size: int | None = None,
+        dim: int = 256,
+        depth: int = 4,
+        heads: int = 16,
+        mlp_dim: int = 256,
+    ) -> None:
+        super().__init__()
+        channels, size, _ = input_shape
+        patch = patch_size or (7 if size % 4 else 4)
+        if size % patch:
+            raise ConfigError(
+                f"model.patch_size must divide the image size {size}, got {patch}."
+            )
+        self.patch_embed = nn.Sequential(
+            Rearrange("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch, p2=patch),
+            nn.Linear(channels * patch * patch, dim),
+        )
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, (size // patch) ** 2 + 1, dim) * 0.02)
+        self.embed_drop = MaskedDropout(dropout)
+        self.blocks = nn.Sequential(*(Block(dim, heads, mlp_dim, dropout) for _ in range(depth)))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch_embed(x)
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
+        tokens = self.embed_drop(torch.cat([cls, tokens], dim=1) + self.pos_embed)
+        return self.head(self.norm(self.blocks(tokens))[:, 0])

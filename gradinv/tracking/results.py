@@ -1,0 +1,44 @@
+"""The run's own record, ``results.json``: written as 'running' first, 'ok' only when finished."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+RESULTS_FILE = "results.json"
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or infinity: such values become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class ResultsFile:
+    """Atomic writes of one run's results; each write replaces the whole file."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / RESULTS_FILE
+        self.content: dict[str, Any] = {}
+
+    def write(self, **fields: Any) -> None:
+        self.content.update(fields)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".results-", suffix=".json")
+        with os.fdopen(handle, "w") as out:
+            json.dump(_clean(self.content), out, indent=2)
+        os.replace(tmp, self.path)
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Load one results.json."""
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,72 @@
+"""W&B through Lightning's WandbLogger, offline unless it can actually reach its server.
+
+A run never waits on the network: ``mode=auto`` goes online only with an API key and a server
+that answers within a second; otherwise W&B writes offline files for ``wandb sync`` later.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+from lightning.pytorch.loggers import WandbLogger
+
+from gradinv.errors import ConfigError
+
+log = logging.getLogger(__name__)
+MODES = ("auto", "online", "offline")
+
+
+def _has_api_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def _server_reachable(timeout: float = 1.0) -> bool:
+    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_mode(mode: str) -> str:
+    """'online' or 'offline' for the requested mode; auto falls back to offline."""
+    if mode not in MODES:
+        raise ConfigError(f"logger.mode must be one of {MODES}, got '{mode}'.")
+    if os.environ.get("WANDB_MODE") in ("offline", "disabled"):
+        return "offline"
+    if mode == "auto":
+        return "online" if _has_api_key() and _server_reachable() else "offline"
+    return mode
+
+
+def make_wandb_logger(
+    save_dir: str,
+    mode: str = "auto",
+    project: str = "gradinv",
+    entity: str | None = None,
+    group: str | None = None,
+    name: str | None = None,
+    tags: list[str] | None = None,
+) -> WandbLogger:
+    """A WandbLogger writing under ``save_dir``, online only when that cannot block the run."""
+    resolved = resolve_mode(mode)
+    if resolved == "offline":
+        log.info("W&B runs offline in %s; upload later with `wandb sync`.", save_dir)
+    return WandbLogger(
+        save_dir=save_dir,
+        offline=resolved == "offline",
+        project=project,
+        entity=entity,
+        group=group,
+        name=name,
+        tags=list(tags or []),
+        settings={"init_timeout": 30, "silent": True},
+    )

@@ -1,0 +1,33 @@
+"""Compose and run gradinv configs in-process, as ``python gradinv/main.py`` would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from gradinv.experiment import run
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
+
+
+def compose_config(overrides: list[str], run_dir: Path) -> DictConfig:
+    """The job config for ``overrides`` with its Hydra run folder set to ``run_dir``."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("config", overrides=[*QUIET, *overrides], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+    return cfg
+
+
+def run_config(overrides: list[str], run_dir: Path) -> dict[str, Any]:
+    """Run one grid cell in-process and return its outcome (results.json is in ``run_dir``)."""
+    cfg = compose_config(overrides, run_dir)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return run(cfg)
