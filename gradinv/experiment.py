@@ -27,7 +27,7 @@ GROUPS = ("dataset", "model", "defense", "attack")
 PICTURE = "reconstruction.png"
 
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-warnings.filterwarnings("ignore", message=".*`training_step` returns `None`.*")
+warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
 
 
 def choices(cfg: DictConfig) -> dict[str, Any]:
@@ -100,6 +100,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     }
     outcome = {
         "knowledge": attack.knowledge(),
+        "attack_report": attack.report(),
         "metrics": scored["metrics"],
         "unavailable": scored["unavailable"],
         "per_image": scored["per_image"],

@@ -57,6 +57,10 @@ class Attack(ABC):
     def knowledge(self) -> dict[str, Any]:
         """The threat model's grants this attack uses, recorded with every run."""
 
+    def report(self) -> dict[str, Any]:
+        """Attack-specific findings of the last run for results.json (e.g. a rank analysis)."""
+        return {}
+
     @abstractmethod
     def reconstruct(
         self, server: ServerView, updates: Sequence[SharedUpdate], runtime: AttackRuntime
