@@ -11,10 +11,10 @@ from typing import Any
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from gradinv.attacks.base import AttackRuntime, ServerView
+from gradinv.errors import instantiate
 from gradinv.evaluation import evaluate
 from gradinv.federated.client import FederatedClient
 from gradinv.metrics.monitor import PSNRMonitor

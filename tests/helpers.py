@@ -11,7 +11,8 @@ from omegaconf import DictConfig, open_dict
 
 from gradinv.experiment import run
 
-CONF = str(Path(__file__).resolve().parents[1] / "conf")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONF = str(REPO_ROOT / "conf")
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 
 

@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gradinv.data.spec import DataSpec
-from gradinv.errors import ConfigError
+from gradinv.errors import ConfigError, instantiate
 from gradinv.models.dropout import check_rate
 
 
