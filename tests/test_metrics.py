@@ -1,0 +1,68 @@
+"""Metrics: matching, PSNR/SSIM conventions, and LPIPS only with verified weights."""
+
+import hashlib
+import logging
+
+import pytest
+import torch
+
+from gradinv.metrics import lpips as lpips_module
+from gradinv.metrics.image_quality import image_quality
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    lpips_module.unavailable_reason.cache_clear()
+    lpips_module._warn_once.cache_clear()
+    yield tmp_path / "checkpoints"
+    lpips_module.unavailable_reason.cache_clear()
+    lpips_module._warn_once.cache_clear()
+
+
+def test_matching_undoes_a_permutation_and_psnr_follows_its_definition(hub):
+    torch.manual_seed(0)
+    originals = torch.rand(3, 1, 28, 28)
+    noisy = (originals + 0.01 * torch.randn_like(originals)).clamp(0, 1)
+    quality = image_quality(originals, noisy[[2, 0, 1]])
+    assert quality["order"] == [1, 2, 0]
+    mse = (noisy - originals).pow(2).flatten(1).mean(1)
+    assert quality["mse"] == pytest.approx(mse.tolist(), rel=1e-5)
+    assert quality["psnr"] == pytest.approx((10 * torch.log10(1 / mse)).tolist(), rel=1e-5)
+    assert all(s > 0.9 for s in quality["ssim"])
+
+
+def test_lpips_is_null_with_a_reason_when_weights_are_absent(hub, caplog):
+    with caplog.at_level(logging.WARNING):
+        first = image_quality(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
+        image_quality(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
+    assert first["lpips"] == [None, None]
+    assert "alexnet-owt-7be5be79.pth are not in" in first["lpips_reason"]
+    warnings = [r for r in caplog.records if "LPIPS is recorded as null" in r.message]
+    assert len(warnings) == 1 and str(hub) in warnings[0].message
+
+
+def test_lpips_refuses_a_file_whose_hash_does_not_match(hub):
+    hub.mkdir(parents=True)
+    (hub / lpips_module.WEIGHTS_FILE).write_bytes(b"not the weights")
+    quality = image_quality(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32))
+    assert quality["lpips"] == [None]
+    assert "does not match its SHA-256 prefix" in quality["lpips_reason"]
+
+
+def test_lpips_is_computed_when_verified_weights_are_present(hub, monkeypatch):
+    from torchvision.models import alexnet
+
+    hub.mkdir(parents=True)
+    path = hub / lpips_module.WEIGHTS_FILE
+    torch.manual_seed(0)
+    torch.save(alexnet(weights=None).state_dict(), path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setattr(lpips_module, "SHA256_PREFIX", digest[:8])
+    lpips_module._metric.cache_clear()
+    images = torch.rand(2, 1, 28, 28)
+    same = image_quality(images, images)
+    other = image_quality(images, torch.rand(2, 1, 28, 28))
+    lpips_module._metric.cache_clear()
+    assert same["lpips"] == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert all(v > 0 for v in other["lpips"])
