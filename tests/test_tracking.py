@@ -163,6 +163,7 @@ def test_wandb_offline_run_holds_the_per_image_table(tmp_path: Path, monkeypatch
     assert sum(p.read_bytes()[:4] == b"\x89PNG" for p in staged) == 4
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_make_table_dia_quick_twin_runs_end_to_end(tmp_path: Path) -> None:
     """`make table-dia QUICK=1` narrowed to what every branch has: IG on the MLP, two p."""
