@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 ARGS    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test
+.PHONY: help setup run test table-dia table-rgap table-ppp
 
 help: ## List the targets, one line each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
@@ -23,3 +23,50 @@ run: $(STAMP) ## Run the default experiment (IG on the MNIST MLP, offline); extr
 
 test: $(STAMP) ## Run the test suite
 	$(PYTHON) -m pytest $(ARGS)
+
+# Paper tables: each target sweeps with `gradinv/main.py -m` into $(SWEEP), then runs
+# multirun_analysis on it (tables, plots, gallery in $(SWEEP)/analysis). Every list below is a
+# variable, so a target can be narrowed from the command line (e.g. DIA_ATTACKS=ig).
+# QUICK=1: CPU-sized, minutes (shipped MNIST + CIFAR-10 samples, 50 iterations, one image per cell).
+# Without QUICK: the papers' budgets, meant for GPUs (24000 iterations as in IG; ImageNet needs
+# IMAGENET_ROOT, a torchvision ImageNet folder or an .npz archive).
+QUICK         ?=
+NOW           := $(shell date +%Y-%m-%d/%H-%M-%S)
+SWEEP         ?= multirun/$@/$(NOW)
+P             ?= 0,0.1,0.25,0.5
+IMAGENET_ROOT ?=
+ITERS         ?= $(if $(QUICK),50,24000)
+VICTIMS       ?= $(if $(QUICK),1,10)
+DATASETS      ?= mnist,cifar10
+DIA_ATTACKS   ?= ig,dia,wiig
+DIA_MODELS    ?= mlp,cnn,resnet18,vit
+DIA_IMAGENET_MODELS ?= mlp,cnn,resnet18,vit_b16
+RGAP_MODELS   ?= cnn6,cnn6d,fcn3
+RGAP_DATASETS ?= cifar10
+PPP_DEFENSES  ?= none,precode,ppp,noise
+PPP_MODELS    ?= mlp,cnn,resnet18
+SWEEP_RUN      = $(PYTHON) gradinv/main.py -m trainer.enable_progress_bar=false
+BUDGET         = attack.iterations=$(ITERS) dataset.num_victims=$(VICTIMS)
+ANALYZE        = $(PYTHON) -m multirun_analysis $(SWEEP) --out $(SWEEP)/analysis
+need           = $(or $($(1)),$(error $@ without QUICK=1 needs $(1)=..., e.g. $(1)=/data/imagenet))
+
+table-dia: $(STAMP) ## DIA paper: 4 models x MNIST, CIFAR-10, ImageNet x p x IG, DIA, WIIG (QUICK=1: CPU)
+	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/small attack=$(DIA_ATTACKS) dataset=$(DATASETS) \
+	  model=$(DIA_MODELS) model.dropout=$(P) $(BUDGET) $(ARGS)
+	$(if $(QUICK),,$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/imagenet attack=$(DIA_ATTACKS) dataset=imagenet \
+	  dataset.root=$(call need,IMAGENET_ROOT) model=$(DIA_IMAGENET_MODELS) model.dropout=$(P) $(BUDGET) $(ARGS))
+	$(ANALYZE)
+
+table-rgap: $(STAMP) ## R-GAP paper: R-GAP vs IG on cnn6, cnn6d, fcn3 (QUICK=1: CPU)
+	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/rgap attack=rgap dataset=$(RGAP_DATASETS) \
+	  model=$(RGAP_MODELS) dataset.num_victims=$(VICTIMS) $(ARGS)
+	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/ig attack=ig dataset=$(RGAP_DATASETS) \
+	  model=$(RGAP_MODELS) $(BUDGET) $(ARGS)
+	$(ANALYZE)
+
+table-ppp: $(STAMP) ## Defenses: bare, PRECODE, PPP, noise x IG, PRECODE-aware IG x models (QUICK=1: CPU)
+	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/ig attack=ig defense=$(PPP_DEFENSES) dataset=$(DATASETS) \
+	  model=$(PPP_MODELS) $(BUDGET) $(ARGS)
+	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/ig_precode attack=ig_precode defense=precode \
+	  dataset=$(DATASETS) model=$(PPP_MODELS) $(BUDGET) $(ARGS)
+	$(ANALYZE)

@@ -11,6 +11,7 @@ from typing import Any
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from gradinv.attacks.base import AttackRuntime, ServerView
@@ -21,6 +22,8 @@ from gradinv.metrics.monitor import PSNRMonitor
 from gradinv.models.build import build_model
 from gradinv.tracking.images import reconstruction_grid, save_reconstruction
 from gradinv.tracking.results import ResultsFile
+from gradinv.tracking.wandb_logger import finish_run
+from gradinv.tracking.wandb_tables import log_per_image_table
 
 log = logging.getLogger(__name__)
 GROUPS = ("dataset", "model", "defense", "attack")
@@ -127,6 +130,9 @@ def _log_final(logger, scored: dict[str, Any], timing: dict[str, Any]) -> None:
         grid = reconstruction_grid(scored["originals"], scored["reconstructions"])
         logger.log_image("reconstruction", [grid], caption=["originals (top) vs reconstructions"])
     logger.finalize("success")
+    if isinstance(logger, WandbLogger):
+        log_per_image_table(logger, scored)
+        finish_run(logger)
 
 
 def _fmt(value: float | None) -> str:

@@ -12,6 +12,9 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+import wandb
 from lightning.pytorch.loggers import WandbLogger
 
 from gradinv.errors import ConfigError
@@ -47,6 +50,14 @@ def resolve_mode(mode: str) -> str:
     return mode
 
 
+def sweep_group() -> str | None:
+    """The Hydra sweep folder when this job is part of a multirun (its runs share a W&B group)."""
+    if not HydraConfig.initialized():
+        return None
+    hydra = HydraConfig.get()
+    return str(hydra.sweep.dir) if hydra.mode == RunMode.MULTIRUN else None
+
+
 def make_wandb_logger(
     save_dir: str,
     mode: str = "auto",
@@ -56,7 +67,14 @@ def make_wandb_logger(
     name: str | None = None,
     tags: list[str] | None = None,
 ) -> WandbLogger:
-    """A WandbLogger writing under ``save_dir``, online only when that cannot block the run."""
+    """A WandbLogger writing under ``save_dir``, online only when that cannot block the run.
+
+    Without an explicit ``group``, the jobs of one sweep are grouped by their sweep folder.
+    """
+    if wandb.run is not None:
+        # Left open by an earlier job of this sweep that failed (a finished job closes its run):
+        # without this, Lightning would log this job into that run.
+        wandb.finish(exit_code=1)
     resolved = resolve_mode(mode)
     if resolved == "offline":
         log.info("W&B runs offline in %s; upload later with `wandb sync`.", save_dir)
@@ -65,8 +83,13 @@ def make_wandb_logger(
         offline=resolved == "offline",
         project=project,
         entity=entity,
-        group=group,
+        group=group or sweep_group(),
         name=name,
         tags=list(tags or []),
         settings={"init_timeout": 30, "silent": True},
     )
+
+
+def finish_run(logger: WandbLogger) -> None:
+    """Close the W&B run of a finished job, so that the next job of a sweep starts its own."""
+    logger.experiment.finish()

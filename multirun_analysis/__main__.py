@@ -1,0 +1,59 @@
+"""``python -m multirun_analysis PATH... [--out DIR] [--wandb ENTITY/PROJECT]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from multirun_analysis.loading import Collection, from_records, read_folders
+from multirun_analysis.report import write_report
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m multirun_analysis",
+        description="Tables, plots and a gallery from gradinv runs (results.json) or from W&B.",
+    )
+    parser.add_argument("paths", nargs="*", type=Path, help="run or sweep folders")
+    parser.add_argument("--out", type=Path, help="output folder (default: PATH/analysis)")
+    parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the runs from W&B instead")
+    parser.add_argument("--group", help="with --wandb: only this W&B group (a sweep folder)")
+    args = parser.parse_args(argv)
+    if not args.paths and not args.wandb:
+        parser.error("give run or sweep folders, or --wandb ENTITY/PROJECT")
+    if args.out is None:
+        if not args.paths:
+            parser.error("--out is required with --wandb")
+        args.out = args.paths[0] / "analysis"
+    return args
+
+
+def collect(args: argparse.Namespace) -> Collection:
+    if args.wandb:
+        from multirun_analysis.wandb_source import read_wandb
+
+        return from_records(read_wandb(args.wandb, args.group))
+    try:
+        return read_folders(args.paths)
+    except FileNotFoundError as error:
+        raise SystemExit(f"multirun_analysis: error: {error}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    collection = collect(args)
+    total = len(collection.runs) + len(collection.skipped)
+    print(f"{len(collection.runs)} of {total} runs ok, {len(collection.skipped)} left out")
+    for run, reason in collection.skipped:
+        print(f"  left out {run}: {reason}")
+    if collection.runs.empty:
+        print("multirun_analysis: error: no finished run to analyse", file=sys.stderr)
+        return 1
+    for path in write_report(collection, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""A picture per dataset of what leaked: one tile per grid cell, each its run's reconstruction.png
+(originals above reconstructions); rows are (model, defense, attack), columns dropout p."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.image as mpimg  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+PICTURE = "reconstruction.png"
+ROWS = ["model", "defense", "attack"]
+
+
+def write_galleries(runs: pd.DataFrame, out: Path) -> list[Path]:
+    """One gallery_<dataset>.png per dataset, from the lowest seed of each cell with a picture."""
+    runs = runs.assign(picture=[Path(run) / PICTURE for run in runs["run"]])
+    runs = runs[[picture.is_file() for picture in runs["picture"]]]
+    written = []
+    for dataset, part in runs.groupby("dataset", sort=True):
+        path = out / f"gallery_{dataset}.png"
+        _gallery(part.sort_values("seed").drop_duplicates([*ROWS, "dropout"]), dataset, path)
+        written.append(path)
+    return written
+
+
+def _gallery(cells: pd.DataFrame, dataset: str, path: Path) -> None:
+    rows = sorted(cells[ROWS].drop_duplicates().itertuples(index=False))
+    ps = sorted(cells["dropout"].unique())
+    figure, axes = plt.subplots(
+        len(rows), len(ps), figsize=(2.2 * len(ps) + 1.5, 1.6 * len(rows) + 0.6), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(False)
+    for i, row in enumerate(rows):
+        axes[i, 0].set_ylabel(" / ".join(map(str, row)), fontsize=8)
+        for j, p in enumerate(ps):
+            match = cells[(cells[ROWS] == list(row)).all(axis=1) & (cells["dropout"] == p)]
+            if i == 0:
+                axes[i, j].set_title(f"p={p:g}", fontsize=9)
+            if not match.empty:
+                axes[i, j].imshow(mpimg.imread(match["picture"].iloc[0]), cmap="gray")
+    figure.suptitle(f"{dataset}: originals (top) above reconstructions, per cell", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,103 @@
+"""Collect runs from results.json records into two tidy frames: one row per run, one per image.
+
+Only runs whose status is "ok" enter the frames; every other run (failed, still running,
+unreadable) is listed in ``skipped`` with its reason. Missing metrics stay NaN, never 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+RESULTS_FILE = "results.json"
+CELL = ["dataset", "model", "defense", "attack", "dropout", "seed"]
+
+
+@dataclass
+class Collection:
+    """The ok runs and their images as tidy frames, and the runs left out with their reasons."""
+
+    runs: pd.DataFrame
+    images: pd.DataFrame
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def find_results(paths: Iterable[str | Path]) -> list[Path]:
+    """Every results.json at or below each path (a run folder, a sweep folder, or the file)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found.extend(sorted(path.rglob(RESULTS_FILE)))
+        else:
+            raise FileNotFoundError(f"{path} does not exist: pass run or sweep folders.")
+    return found
+
+
+def read_folders(paths: Iterable[str | Path]) -> Collection:
+    """The runs whose results.json lie under ``paths``; the run's name is its folder."""
+    records: list[dict[str, Any]] = []
+    unreadable: list[tuple[str, str]] = []
+    for file in find_results(paths):
+        try:
+            record = json.loads(file.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            unreadable.append((str(file.parent), f"unreadable results.json ({error})"))
+            continue
+        record["run"] = str(file.parent)
+        records.append(record)
+    collection = from_records(records)
+    collection.skipped[:0] = unreadable
+    return collection
+
+
+def from_records(records: Iterable[dict[str, Any]]) -> Collection:
+    """Tidy frames from results.json-shaped dicts, each with a ``run`` name."""
+    runs, images, skipped = [], [], []
+    for record in records:
+        status = record.get("status")
+        if status != "ok":
+            reason = f"status {status!r}" + (f": {record['error']}" if record.get("error") else "")
+            skipped.append((record["run"], reason))
+            continue
+        cell = {"run": record["run"], **_cell(record)}
+        runs.append({**cell, **_run_values(record)})
+        images.extend({**cell, **_values(row)} for row in record.get("per_image") or [])
+    return Collection(_frame(runs), _frame(images), skipped)
+
+
+def _cell(record: dict[str, Any]) -> dict[str, Any]:
+    choices = record.get("choices") or {}
+    cell = {key: choices.get(key) for key in CELL}
+    attack = (record.get("config") or {}).get("attack") or {}
+    cell["iterations"] = attack.get("iterations")
+    return cell
+
+
+def _run_values(record: dict[str, Any]) -> dict[str, Any]:
+    """The run's metrics by their own names, then timing, knowledge and report scalars, prefixed."""
+    values = _values(record.get("metrics") or {})
+    for prefix in ("timing", "knowledge", "attack_report"):
+        for key, value in _values(record.get(prefix) or {}).items():
+            values[f"{prefix}_{key}"] = value
+    return values
+
+
+def _values(mapping: dict[str, Any]) -> dict[str, Any]:
+    """Scalar entries only (nested reports stay in results.json); null becomes NaN."""
+    return {
+        key: math.nan if value is None else value
+        for key, value in mapping.items()
+        if value is None or isinstance(value, (int, float, str, bool))
+    }
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    return frame if not frame.empty else pd.DataFrame(columns=["run", *CELL, "iterations"])

@@ -1,0 +1,34 @@
+"""Write everything the analysis produces for one collection of runs into one folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from multirun_analysis.gallery import write_galleries
+from multirun_analysis.loading import Collection
+from multirun_analysis.plots import plot_metric
+from multirun_analysis.tables import TABLE_METRICS, numeric_table, summarize, text_table, to_latex, to_markdown
+
+NAMES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS"}
+
+
+def write_report(collection: Collection, out: Path) -> list[Path]:
+    """Tidy CSVs, per-metric tables (Markdown, LaTeX, CSV), plots and galleries; the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "runs.csv", out / "images.csv", out / "summary.csv"]
+    collection.runs.to_csv(written[0], index=False)
+    collection.images.to_csv(written[1], index=False)
+    summary = summarize(collection.images)
+    summary.to_csv(written[2], index=False)
+    for metric in TABLE_METRICS:
+        title = f"{NAMES[metric]}: mean ± std over victim images, by dropout p"
+        files = {suffix: out / f"table_{metric}.{suffix}" for suffix in ("md", "tex", "csv")}
+        files["md"].write_text(to_markdown(text_table(summary, metric), title))
+        files["tex"].write_text(to_latex(text_table(summary, metric, latex=True), title))
+        numeric_table(summary, metric).to_csv(files["csv"])
+        written += files.values()
+        plot = out / f"plot_{metric}.png"
+        if plot_metric(summary, metric, plot):
+            written.append(plot)
+    written += write_galleries(collection.runs, out)
+    return written
