@@ -64,7 +64,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     dataset = instantiate(cfg.dataset)
     spec = dataset.spec
     defense = instantiate(cfg.defense)
-    model = defense.prepare_model(build_model(cfg.model, spec, cfg.seed))
+    model = build_model(cfg.model, spec, cfg.seed, defense.prepare_model)
     attack = instantiate(cfg.attack)
     victims = dataset.victims(cfg.seed)
     device = L.Fabric(accelerator=cfg.trainer.accelerator, devices=1).device
