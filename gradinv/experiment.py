@@ -30,10 +30,10 @@ warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
 
 
-def choices(cfg: DictConfig) -> dict[str, Any]:
+def choices(cfg: DictConfig, groups: tuple[str, ...] = GROUPS) -> dict[str, Any]:
     """The grid cell of this run: group choices, dropout rate and seed."""
     picked = HydraConfig.get().runtime.choices
-    cell: dict[str, Any] = {group: picked.get(group) for group in GROUPS}
+    cell: dict[str, Any] = {group: picked.get(group) for group in groups}
     cell["dropout"] = float(cfg.model.get("dropout", 0.0))
     cell["seed"] = int(cfg.seed)
     return cell
