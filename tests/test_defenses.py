@@ -190,3 +190,12 @@ def test_training_reports_accuracy_and_its_weights_load_for_the_attack(tmp_path)
         tmp_path / "a",
     )
     assert attacked["metrics"]["psnr"] is not None
+
+
+@pytest.mark.slow
+def test_precode_stops_ig_and_the_precode_aware_attack_breaks_it(tmp_path):
+    cell = ["dataset=cifar10", "defense=precode", "attack.iterations=60", "attack.log_psnr_every=0"]
+    plain = run_config([*cell, "attack=ig"], tmp_path / "ig")
+    aware = run_config([*cell, "attack=ig_precode"], tmp_path / "aware")
+    assert plain["metrics"]["psnr"] < 13  # 10.5 dB measured
+    assert aware["metrics"]["psnr"] > 16  # 18.5 dB measured; 26.8 dB at 100 iterations
