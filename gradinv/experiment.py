@@ -33,10 +33,10 @@ warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
 
 
-def choices(cfg: DictConfig) -> dict[str, Any]:
+def choices(cfg: DictConfig, groups: tuple[str, ...] = GROUPS) -> dict[str, Any]:
     """The grid cell of this run: group choices, dropout rate and seed."""
     picked = HydraConfig.get().runtime.choices
-    cell: dict[str, Any] = {group: picked.get(group) for group in GROUPS}
+    cell: dict[str, Any] = {group: picked.get(group) for group in groups}
     cell["dropout"] = float(cfg.model.get("dropout", 0.0))
     cell["seed"] = int(cfg.seed)
     return cell
@@ -67,7 +67,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     dataset = instantiate(cfg.dataset)
     spec = dataset.spec
     defense = instantiate(cfg.defense)
-    model = defense.prepare_model(build_model(cfg.model, spec, cfg.seed))
+    model = build_model(cfg.model, spec, cfg.seed, defense.prepare_model)
     attack = instantiate(cfg.attack)
     victims = dataset.victims(cfg.seed)
     device = L.Fabric(accelerator=cfg.trainer.accelerator, devices=1).device

@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from gradinv.attacks.base import Attack, AttackRuntime, Reconstruction, ServerView
+from gradinv.attacks.ignore import as_patterns, kept_names
 from gradinv.attacks.labels import infer_labels
 from gradinv.attacks.objectives import OBJECTIVES, total_variation
 from gradinv.errors import ConfigError
@@ -67,6 +68,7 @@ class GradientInversion(Attack):
         stop_loss: float | None = None,
         vectorize: bool = False,
         log_psnr_every: int = 50,
+        ignore_layers: str | Sequence[str] | None = (),
     ) -> None:
         if not isinstance(iterations, int) or iterations < 1:
             raise ConfigError(f"attack.iterations must be a positive integer, got {iterations}.")
@@ -107,6 +109,7 @@ class GradientInversion(Attack):
         self.stop_loss = stop_loss
         self.vectorize = vectorize
         self.log_psnr_every = log_psnr_every
+        self.ignore_layers = as_patterns(ignore_layers)
 
     # ----------------------------------------------------------------- extension points
     def knowledge(self) -> dict[str, Any]:
@@ -130,8 +133,8 @@ class GradientInversion(Attack):
         """Keep extra variables feasible after each step."""
 
     def matched_names(self, server: ServerView, update: SharedUpdate) -> list[str]:
-        """The parameters whose gradients enter the distance (all that were shared)."""
-        return list(update.gradients)
+        """The parameters whose gradients enter the distance: all shared but ``ignore_layers``."""
+        return kept_names(self.ignore_layers, server.model, list(update.gradients))
 
     # ----------------------------------------------------------------- running
     def reconstruct(

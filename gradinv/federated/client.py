@@ -47,6 +47,19 @@ class FederatedClient(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
+    def on_after_backward(self) -> None:
+        """In training, the optimizer steps on the update the defense would let the client share."""
+        if self.defense.perturbs_update:
+            params = {k: p for k, p in self.model.named_parameters() if p.grad is not None}
+            protected = self.defense.protect({k: p.grad for k, p in params.items()}, self.model)
+            for name, gradient in protected.items():
+                params[name].grad = gradient
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        images, labels = batch
+        accuracy = (self.model(images).argmax(dim=1) == labels).float().mean()
+        self.log("test/accuracy", accuracy, batch_size=len(labels))
+
     def configure_optimizers(self):
         return torch.optim.SGD(self.model.parameters(), lr=self.lr)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -14,14 +14,25 @@ from gradinv.errors import ConfigError, instantiate
 from gradinv.models.dropout import check_rate
 
 
-def build_model(cfg: DictConfig | dict[str, Any], spec: DataSpec, seed: int) -> nn.Module:
-    """Instantiate ``cfg`` (a ``model`` group entry) for ``spec``; weights from the seed or a checkpoint."""
+def build_model(
+    cfg: DictConfig | dict[str, Any],
+    spec: DataSpec,
+    seed: int,
+    prepare: Callable[[nn.Module], nn.Module] | None = None,
+) -> nn.Module:
+    """Instantiate ``cfg`` (a ``model`` group entry) for ``spec``; weights from the seed or a checkpoint.
+
+    ``prepare`` (a defense's ``prepare_model``) changes the model before its checkpoint is
+    loaded, so that a checkpoint trained with a model-side defense loads with its parameters.
+    """
     fields = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     checkpoint = fields.pop("checkpoint", None)
     check_rate(fields.get("dropout", 0.0))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = instantiate(fields, input_shape=spec.shape, num_classes=spec.num_classes)
+        if prepare is not None:
+            model = prepare(model)
     _check_fits(model, spec, fields["_target_"])
     if checkpoint is not None:
         _load_checkpoint(model, Path(checkpoint))

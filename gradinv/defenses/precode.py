@@ -1,0 +1,124 @@
+"""PRECODE (Scheliga et al., WACV 2022): a variational bottleneck right before the classifier.
+
+The bottleneck encodes the features to a mean and a softplus scale of ``latent`` units, samples
+``z = mu + scale * eps`` in train mode (the mean in eval mode, so a server or attacker that
+runs the model in eval mode gets a deterministic forward), decodes ``z`` back to the feature
+size and sets ``auxiliary_loss = beta * KL(q || N(0, I))``, which ``training_loss`` adds for
+client and attacker alike. It is installed as ``model.bottleneck`` and applied to the input of
+``model.head`` by a forward pre-hook, so the classifier keeps its name ``head.*``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradinv.defenses.base import Defense
+from gradinv.errors import ConfigError
+
+BOTTLENECK = "bottleneck"
+
+
+class VariationalBottleneck(nn.Module):
+    """Linear encoder to (mean, softplus scale), reparametrized sample, linear decoder."""
+
+    def __init__(self, features: int, latent: int = 256, beta: float = 1e-3) -> None:
+        super().__init__()
+        self.latent = latent
+        self.beta = beta
+        self.encoder = nn.Linear(features, 2 * latent)
+        self.decoder = nn.Linear(latent, features)
+        self.auxiliary_loss: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean, raw_scale = self.encoder(x).split(self.latent, dim=-1)
+        scale = F.softplus(raw_scale)
+        z = mean + scale * torch.randn_like(scale) if self.training else mean
+        self.auxiliary_loss = self.beta * kl_to_standard_normal(mean, scale)
+        return self.decoder(z)
+
+
+def kl_to_standard_normal(mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, scale^2) || N(0, I)), summed over latent units and averaged over the batch."""
+    kl = 0.5 * (mean.pow(2) + scale.pow(2) - 1) - torch.log(scale)
+    return kl.sum(dim=-1).mean()
+
+
+class _ThroughBottleneck:
+    """Forward pre-hook on ``head``: its input passes the bottleneck first (deep-copy safe)."""
+
+    def __init__(self, bottleneck: VariationalBottleneck) -> None:
+        self.bottleneck = bottleneck
+
+    def __call__(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return (self.bottleneck(args[0]), *args[1:])
+
+
+class Precode(Defense):
+    """Insert a variational bottleneck before the classifier ``head`` of the model."""
+
+    def __init__(self, latent: int = 256, beta: float = 1e-3) -> None:
+        if not isinstance(latent, int) or latent < 1:
+            raise ConfigError(f"defense.latent must be a positive integer, got {latent}.")
+        if beta < 0:
+            raise ConfigError(f"defense.beta must be non-negative, got {beta}.")
+        self.latent = latent
+        self.beta = beta
+
+    def prepare_model(self, model: nn.Module) -> nn.Module:
+        head = getattr(model, "head", None)
+        if not isinstance(head, nn.Linear):
+            raise ConfigError("defense=precode needs a model whose classifier 'head' is a linear layer.")
+        if hasattr(model, BOTTLENECK):
+            raise ConfigError("defense=precode was applied to a model that already has a bottleneck.")
+        bottleneck = VariationalBottleneck(head.in_features, self.latent, self.beta)
+        model.add_module(BOTTLENECK, bottleneck)
+        head.register_forward_pre_hook(_ThroughBottleneck(bottleneck))
+        return model
+
+
+def stochastic_parameters(model: nn.Module) -> list[str]:
+    """Names of the bottleneck decoder's parameters and of every layer that runs after it.
+
+    Traced from the model: a forward pass from the classifier's input records the order in
+    which parameterized modules run (the bottleneck sits at ``head``'s input, and ``head`` is
+    the last layer of every architecture of the grid).
+    """
+    bottleneck = getattr(model, BOTTLENECK, None)
+    if not isinstance(bottleneck, VariationalBottleneck):
+        raise ConfigError(
+            "attack.ignore_layers=precode needs a model with a PRECODE bottleneck "
+            "(defense=precode or defense=ppp)."
+        )
+    head = model.head
+    order = _forward_order(model, lambda: head(head.weight.new_zeros(1, head.in_features)))
+    start = order.index(f"{BOTTLENECK}.decoder")
+    owners = dict(model.named_modules())
+    return [
+        f"{name}.{p}" if name else p
+        for name in order[start:]
+        for p, _ in owners[name].named_parameters(recurse=False)
+    ]
+
+
+def _forward_order(model: nn.Module, call) -> list[str]:
+    """Module names that own parameters, in the order they first run during ``call()``."""
+    order: list[str] = []
+    handles = []
+    for name, module in model.named_modules():
+        if any(True for _ in module.parameters(recurse=False)):
+            def record(module, args, name=name):
+                if name not in order:
+                    order.append(name)
+            handles.append(module.register_forward_pre_hook(record))
+    was_training = model.training
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            model.eval()
+            call()
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return order
