@@ -15,13 +15,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from gradinv.data.datasets import ImageDataset
 from gradinv.data.spec import DataSpec
-from gradinv.errors import ConfigError
+from gradinv.errors import ConfigError, instantiate
 from gradinv.experiment import choices, run_dir
 from gradinv.federated.client import FederatedClient
 from gradinv.models.build import build_model
