@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
 import torch
 from torch.nn.grad import conv2d_input, conv2d_weight
 
@@ -27,6 +28,8 @@ RANK_TOLERANCE = 1e-10
 #: Ridge, relative to the Gram's mean diagonal, that picks a near minimum-norm solution
 #: in rank-deficient directions and is negligible elsewhere.
 RIDGE = 1e-12
+#: Forward matrices denser than this (linear layers) are multiplied as dense arrays.
+DENSE_FRACTION = 0.05
 
 
 @dataclass
@@ -42,31 +45,61 @@ class LayerSystem:
     def unknowns(self) -> int:
         return self.gram.shape[0]
 
-    def rank(self) -> int:
-        """Numerical rank of the stacked constraints, by Cholesky with full pivoting (LAPACK pstrf)."""
-        gram = self.gram.numpy()
-        tol = RANK_TOLERANCE * float(np.max(np.diag(gram)))
-        _, _, rank, _ = scipy.linalg.lapack.dpstrf(gram, tol=tol)
-        return int(rank)
+    def solve(self) -> tuple[torch.Tensor, int]:
+        """The least-squares input (flattened) and the numerical rank of the constraints.
 
-    def solve(self) -> torch.Tensor:
-        """The least-squares input (flattened), with a tiny ridge for deficient directions."""
-        ridge = RIDGE * float(self.gram.diagonal().mean())
-        eye = torch.eye(self.unknowns, dtype=self.gram.dtype)
-        factor = torch.linalg.cholesky(self.gram + ridge * eye)
-        return torch.cholesky_solve(self.rhs[:, None], factor)[:, 0]
+        Cholesky with full pivoting (LAPACK pstrf) stops at pivots below ``RANK_TOLERANCE``
+        of the largest diagonal: that is the rank. A full-rank system is solved with that
+        factor; a deficient one with a tiny ridge, which picks a near minimum-norm solution.
+        """
+        gram, rhs = self.gram.numpy(), self.rhs.numpy()
+        tol = RANK_TOLERANCE * float(np.max(np.diag(gram)))
+        factor, pivots, rank, _ = scipy.linalg.lapack.dpstrf(gram, tol=tol)
+        if rank == self.unknowns:
+            order = pivots - 1
+            solution = np.empty_like(rhs)
+            solution[order] = scipy.linalg.cho_solve((factor, False), rhs[order])
+        else:
+            ridge = RIDGE * float(np.mean(np.diag(gram)))
+            solution = scipy.linalg.solve(gram + ridge * np.eye(self.unknowns), rhs, assume_a="pos")
+        return torch.from_numpy(solution), int(rank)
+
+
+def forward_matrix(step: Step) -> scipy.sparse.csr_matrix:
+    """The layer as a sparse (outputs x inputs) matrix; padded positions are zero, not unknowns.
+
+    Unfolding an image of pixel numbers tells which input pixel each kernel tap reads at each
+    output position (0 = padding); the weight of that tap is the matrix entry.
+    """
+    channels, height, width = step.in_shape
+    out, _, kh, kw = step.weight.shape
+    numbers = torch.arange(1, step.unknowns + 1, dtype=torch.float64).view(1, channels, height, width)
+    taps = torch.nn.functional.unfold(numbers, (kh, kw), padding=step.padding, stride=step.stride)
+    taps = taps[0].long() - 1                                   # (C*kh*kw, positions)
+    positions = taps.shape[1]
+    tap, position = torch.nonzero(taps >= 0, as_tuple=True)
+    o = torch.arange(out).repeat_interleave(len(tap))
+    rows = o * positions + position.repeat(out)
+    cols = taps[tap, position].repeat(out)
+    values = step.weight.reshape(out, -1)[o, tap.repeat(out)]
+    shape = (out * positions, step.unknowns)
+    return scipy.sparse.csr_matrix((values.numpy(), (rows.numpy(), cols.numpy())), shape=shape)
 
 
 def _forward_block(step: Step, z: torch.Tensor, known: torch.Tensor):
     """Gram and right-hand side of the forward constraints on the known output units."""
-    n = step.unknowns
-    basis = torch.eye(n, dtype=torch.float64).view(n, *step.in_shape)
-    columns = torch.nn.functional.conv2d(basis, step.weight, None, step.stride, step.padding)
-    columns = columns.reshape(n, -1)[:, known.flatten()]
-    target = z.flatten()[known.flatten()]
+    keep = known.flatten().numpy()
+    matrix = forward_matrix(step)[keep]
+    target = z.flatten()
     if step.bias is not None:
-        target = target - step.bias[:, None, None].expand(step.out_shape).flatten()[known.flatten()]
-    return columns @ columns.T, columns @ target, int(known.sum())
+        target = target - step.bias[:, None, None].expand(step.out_shape).flatten()
+    target = target.numpy()[keep]
+    if matrix.nnz > DENSE_FRACTION * np.prod(matrix.shape):
+        matrix = matrix.toarray()
+        gram = matrix.T @ matrix
+    else:
+        gram = (matrix.T @ matrix).toarray()
+    return torch.from_numpy(gram), torch.from_numpy(matrix.T @ target), int(keep.sum())
 
 
 def _gradient_block(step: Step, delta: torch.Tensor, weight_grad: torch.Tensor):

@@ -53,17 +53,19 @@ class RGAP(Attack):
         self, server: ServerView, updates: Sequence[SharedUpdate], runtime: AttackRuntime
     ) -> list[Reconstruction]:
         steps = read_chain(server.model, server.spec.shape)
+        dtype = next(server.model.parameters()).dtype
         results = []
         for victim, update in enumerate(updates):
             labels = self._labels(server, update)
             image, table = invert(steps, update, labels, server.spec.shape)
+            image = image.to(dtype)
             if victim == 0:
                 self.rank_table = table
             results.append(
                 Reconstruction(
-                    images=image.float(),
+                    images=image,
                     labels=labels,
-                    gradient_loss=gradient_residual(server, update, image.float(), labels),
+                    gradient_loss=gradient_residual(server, update, image, labels),
                     iterations=0,
                 )
             )
@@ -148,9 +150,9 @@ def invert(
             output = torch.where(positive, output, output / step.slope)
             grad = grad * torch.where(positive, 1.0, step.slope)
         system = layer_system(step, output, known, grad, _gradient(update, step))
+        features, rank = system.solve()
         table.insert(0, rank_row(step.name, step.unknowns, system.gradient_constraints,
-                                 system.weight_constraints, system.rank()))
-        features = system.solve()
+                                 system.weight_constraints, rank))
         grad = conv2d_input((1, *step.in_shape), step.weight, grad[None], step.stride, step.padding)
     return features.view(1, *image_shape), table
 

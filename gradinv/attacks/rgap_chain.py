@@ -9,6 +9,7 @@ one sentence naming the layer and why.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 
 import torch
 from torch import nn
@@ -113,12 +114,15 @@ def read_chain(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Step
     """The model's steps from input to head (the head last), or a ConfigError naming a layer."""
     features, head = getattr(model, "features", None), getattr(model, "head", None)
     if not isinstance(features, nn.Sequential) or not isinstance(head, nn.Linear):
+        for name, module in model.named_modules():
+            if isinstance(module, (*NORMS, *POOLS, nn.MultiheadAttention)) or "Attention" in type(module).__name__:
+                raise refuse(name, module, _reason(module))
         raise ConfigError(
             "attack=rgap needs a model made of a Sequential 'features' and a linear 'head'."
         )
     steps: list[Step] = []
     shape: tuple[int, ...] = tuple(input_shape)
-    for name, module in [*_leaves(features, "features"), ("head", head)]:
+    for name, module in chain(_leaves(features, "features"), [("head", head)]):
         why = _reason(module)
         if why is not None:
             raise refuse(name, module, why)
