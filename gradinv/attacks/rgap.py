@@ -165,7 +165,7 @@ def _undo_dropout(step: Step, update: SharedUpdate, output: torch.Tensor, grad: 
             f"attack=rgap cannot handle layer '{key[:-len('.mask')]}' (MaskedDropout, p={p}): its "
             "mask is unknown; set attack.masks_known=true or model.dropout=0."
         )
-    scale = update.masks[key][0].detach().cpu().double() / (1 - p)
+    scale = update.masks[key][0].detach().cpu().double().reshape(step.out_shape) / (1 - p)
     known = scale != 0
     return torch.where(known, output / scale.clamp_min(1e-300), 0.0), grad * scale, known
 
