@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from gradinv.attacks.base import AttackRuntime, ServerView
-from gradinv.errors import instantiate
+from gradinv.errors import ConfigError, instantiate
 from gradinv.evaluation import evaluate
 from gradinv.federated.client import FederatedClient
 from gradinv.metrics.monitor import PSNRMonitor
@@ -69,6 +69,11 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     defense = instantiate(cfg.defense)
     model = build_model(cfg.model, spec, cfg.seed, defense.prepare_model)
     attack = instantiate(cfg.attack)
+    if attack.needs_exact_update and defense.perturbs_update:
+        raise ConfigError(
+            f"defense={choices(cfg)['defense']} perturbs the update, which attack={choices(cfg)['attack']} "
+            "cannot invert: use defense=none or an optimization attack."
+        )
     victims = dataset.victims(cfg.seed)
     device = L.Fabric(accelerator=cfg.trainer.accelerator, devices=1).device
 

@@ -53,6 +53,10 @@ class AttackRuntime:
 class Attack(ABC):
     """An attacker: from the server's view and the shared updates, reconstruct each victim batch."""
 
+    #: Attacks that solve the exact gradient's equations (R-GAP) set this; the experiment then
+    #: refuses defenses whose ``perturbs_update`` is set.
+    needs_exact_update = False
+
     @abstractmethod
     def knowledge(self) -> dict[str, Any]:
         """The threat model's grants this attack uses, recorded with every run."""

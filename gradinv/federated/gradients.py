@@ -10,12 +10,24 @@ from torch import nn
 from torch.func import functional_call
 
 
+def binary_targets(labels: torch.Tensor) -> torch.Tensor:
+    """The one place class labels become binary targets for a 1-logit head: the class's parity."""
+    return (labels % 2).to(torch.get_default_dtype())
+
+
+def output_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy, or the logistic loss on ``binary_targets`` when there is one logit."""
+    if logits.shape[-1] == 1:
+        return F.binary_cross_entropy_with_logits(logits[:, 0], binary_targets(labels).to(logits))
+    return F.cross_entropy(logits, labels)
+
+
 def training_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy plus any auxiliary loss a module set in the last forward pass.
+    """``output_loss`` plus any auxiliary loss a module set in the last forward pass.
 
     Model-side defenses (e.g. PRECODE's KL term) expose ``auxiliary_loss`` on their module.
     """
-    loss = F.cross_entropy(logits, labels)
+    loss = output_loss(logits, labels)
     for module in model.modules():
         extra = getattr(module, "auxiliary_loss", None)
         if extra is not None:

@@ -48,10 +48,10 @@ def _check_fits(model: nn.Module, spec: DataSpec, target: str) -> None:
         raise ConfigError(
             f"model={name} does not fit dataset={spec.name} of shape {spec.shape}: {error}"
         ) from error
-    if logits.shape != (2, spec.num_classes):
+    if logits.shape not in ((2, spec.num_classes), (2, 1)):
         raise ConfigError(
             f"model={name} gives outputs of shape {tuple(logits.shape[1:])} "
-            f"where dataset={spec.name} needs ({spec.num_classes},)."
+            f"where dataset={spec.name} needs ({spec.num_classes},), or (1,) for a binary head."
         )
 
 

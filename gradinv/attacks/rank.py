@@ -1,0 +1,32 @@
+"""R-GAP's rank analysis: per layer, do the gradient and weight constraints determine the input?
+
+A layer's verdict is "full" when the rank of its stacked constraints equals its number of
+unknowns (the input is determined), else "deficient" (a subspace of inputs is invisible).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+COLUMNS = ("layer", "unknowns", "gradient_constraints", "weight_constraints", "rank", "verdict")
+
+
+def rank_row(
+    layer: str, unknowns: int, gradient_constraints: int, weight_constraints: int, rank: int
+) -> dict[str, Any]:
+    """One row of the rank table."""
+    return {
+        "layer": layer,
+        "unknowns": unknowns,
+        "gradient_constraints": gradient_constraints,
+        "weight_constraints": weight_constraints,
+        "rank": rank,
+        "verdict": "full" if rank >= unknowns else "deficient",
+    }
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The rank table as aligned plain text, one layer per line, input side first."""
+    cells = [list(COLUMNS)] + [[str(row[c]) for c in COLUMNS] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in cells)

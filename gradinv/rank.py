@@ -1,0 +1,48 @@
+"""R-GAP's rank analysis from the command line: ``python -m gradinv.rank model=cnn6 dataset=cifar10``.
+
+Takes the same Hydra overrides as ``gradinv/main.py``; builds the model, lets the client share
+the exact gradient of the first victim image, and prints per layer the unknowns, the gradient
+and weight constraints, the rank of the combined system and the verdict (full | deficient).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from gradinv.attacks.rank import format_table
+from gradinv.attacks.rgap import invert
+from gradinv.attacks.rgap_chain import read_chain
+from gradinv.defenses.base import NoDefense
+from gradinv.errors import ConfigError, instantiate
+from gradinv.federated.client import FederatedClient
+from gradinv.models.build import build_model
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+def rank_table(cfg: DictConfig) -> list[dict]:
+    """The rank table of ``cfg.model`` at the first victim of ``cfg.dataset`` (exact gradient)."""
+    dataset = instantiate(cfg.dataset)
+    model = build_model(cfg.model, dataset.spec, int(cfg.seed))
+    steps = read_chain(model, dataset.spec.shape)
+    client = FederatedClient(model, NoDefense(), mode=cfg.client.mode, share_masks=True)
+    update, _ = client.share(dataset.victims(int(cfg.seed))[0])
+    _, table = invert(steps, update, update.labels[:1], dataset.spec.shape)
+    return table
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        print(format_table(rank_table(cfg)))
+    except ConfigError as error:
+        print(f"gradinv: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""R-GAP: exact closed-form recovery, the rank table, and the layers and set-ups it refuses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gradinv.attacks.base import AttackRuntime, ServerView
+from gradinv.attacks.rgap import RGAP
+from gradinv.data.spec import DataSpec
+from gradinv.defenses.base import Defense
+from gradinv.errors import ConfigError
+from gradinv.federated.gradients import parameter_gradients, training_loss
+from gradinv.federated.update import SharedUpdate
+from tests.helpers import compose_config, run_config
+
+CIFAR = ["dataset=cifar10", "attack=rgap"]
+
+
+class TinyConvNet(nn.Module):
+    """A full-rank chain: two bias-free convs (one strided) with LeakyReLU, a 3-class head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 4, 3, 1, 1, bias=False), nn.LeakyReLU(0.2),
+            nn.Conv2d(4, 8, 3, 2, 1, bias=False), nn.LeakyReLU(0.2),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(8 * 4 * 4, 3, bias=False)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+class NoisyUpdate(Defense):
+    """A stand-in for any defense that changes the shared gradient."""
+
+    perturbs_update = True
+
+
+def test_exact_recovery_tiny_conv_net_float64():
+    torch.manual_seed(0)
+    model = TinyConvNet().double()
+    image, label = torch.rand(1, 1, 8, 8, dtype=torch.float64), torch.tensor([2])
+    grads = parameter_gradients(model, image, label)
+    update = SharedUpdate({k: g.detach() for k, g in grads.items()}, 1, label)
+    server = ServerView(model, DataSpec("tiny", 1, 8, 3, (0.0,), (1.0,)))
+    attack = RGAP()
+    (rec,) = attack.reconstruct(server, [update], AttackRuntime(seed=0, make_trainer=None))
+    psnr = 10 * torch.log10(1 / (rec.images - image).pow(2).mean())
+    assert psnr > 60
+    assert rec.gradient_loss < 1e-12
+    assert [row["verdict"] for row in attack.report()["rank"]] == ["full", "full", "full"]
+
+
+def test_binary_head_uses_logistic_loss_on_label_parity():
+    logits, labels = torch.tensor([[0.3], [-1.2]]), torch.tensor([3, 4])
+    expected = F.binary_cross_entropy_with_logits(logits[:, 0], torch.tensor([1.0, 0.0]))
+    assert torch.allclose(training_loss(nn.Identity(), logits, labels), expected)
+
+
+def test_fcn3_end_to_end_writes_metrics_and_rank_table(tmp_path):
+    outcome = run_config(["attack=rgap", "model=fcn3"], tmp_path)
+    assert outcome["metrics"]["psnr"] > 60
+    assert outcome["metrics"]["label_accuracy"] == 1.0
+    written = json.loads((tmp_path / "results.json").read_text())
+    rows = written["attack_report"]["rank"]
+    assert [(r["layer"], r["unknowns"], r["rank"]) for r in rows] == [
+        ("features.1", 784, 784), ("features.4", 1000, 1000), ("head", 100, 100)
+    ]
+    assert written["attack_report"]["full_rank"] is True
+
+
+def test_known_dropout_masks_are_inverted_unknown_ones_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"layer 'features.6' \(MaskedDropout, p=0.25\).*masks_known"):
+        run_config(["attack=rgap", "model=fcn3", "model.dropout=0.25"], tmp_path / "a")
+    known = run_config(
+        ["attack=rgap", "model=fcn3", "model.dropout=0.25", "attack.masks_known=true"], tmp_path / "b"
+    )
+    assert known["metrics"]["psnr"] > 40
+
+
+def test_resnet_is_refused_at_its_batch_norm(tmp_path):
+    with pytest.raises(ConfigError, match=r"layer 'features.1' \(BatchNorm2d\): normalization"):
+        run_config([*CIFAR, "model=resnet18"], tmp_path)
+
+
+def test_update_perturbing_defense_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="perturbs the update"):
+        run_config(
+            ["attack=rgap", "model=fcn3", "defense._target_=tests.test_rgap.NoisyUpdate"], tmp_path
+        )
+
+
+def test_binary_head_refuses_unknown_labels(tmp_path):
+    with pytest.raises(ConfigError, match="only the label's parity"):
+        run_config(["attack=rgap", "model=fcn3", "attack.labels_known=false"], tmp_path)
+
+
+@pytest.mark.slow
+def test_rank_table_of_cnn6_matches_a_hand_count(tmp_path):
+    from gradinv.rank import rank_table
+
+    cfg = compose_config(["model=cnn6", "dataset=cifar10"], tmp_path)
+    rows = {row["layer"]: row for row in rank_table(cfg)}
+    # Second conv, 12->36, k3 s2 p1, on the first conv's 12 x 17 x 17 output (32+4-4)/2+1 = 17:
+    # unknowns 12*17*17, gradient constraints 36*12*3*3, weight constraints 36 * 9 * 9.
+    assert rows["features.3"] == {
+        "layer": "features.3", "unknowns": 3468, "gradient_constraints": 3888,
+        "weight_constraints": 2916, "rank": 3468, "verdict": "full",
+    }
+    assert all(row["verdict"] == "full" for row in rows.values())
