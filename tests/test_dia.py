@@ -31,7 +31,7 @@ IG_AS_DIA = [
 
 
 def shared_round(p: float, share_masks: bool, batch: int = 4):
-    """A seeded MLP under dropout ``p``, the server's copy, and one client round on MNIST samples."""
+    """A seeded MLP under dropout ``p``, the server's copy, one client round on MNIST samples."""
     torch.manual_seed(0)
     model = MLP((1, 28, 28), 10, dropout=p, width=64)
     server = ServerView(copy.deepcopy(model), MNIST.spec)

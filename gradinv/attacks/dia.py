@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from gradinv.attacks.gradient_inversion import GradientInversion, Problem, Tensors
 from gradinv.attacks.base import ServerView
+from gradinv.attacks.gradient_inversion import GradientInversion, Problem, Tensors
 from gradinv.errors import ConfigError
 from gradinv.models.dropout import active_sites, mask_key
 
@@ -28,7 +28,7 @@ class DropoutInversion(GradientInversion):
         if mask_weight < 0:
             raise ConfigError(f"attack.mask_weight must be non-negative, got {mask_weight}.")
         self.mask_weight = mask_weight
-        self.rates: dict[str, float] = {}
+        self.rates: dict[str, float] = {}  # p per mask key, set with the masks (one server model)
 
     def knowledge(self) -> dict[str, Any]:
         return {**super().knowledge(), "masks_known": False}
@@ -38,6 +38,8 @@ class DropoutInversion(GradientInversion):
     ) -> Tensors:
         """A Bernoulli(1 - p) draw per active site, shaped like that site's activation."""
         sites = active_sites(server.model)
+        if not sites:
+            return {}
         shapes = activation_shapes(server.model, (problem.update.batch_size, *server.spec.shape))
         self.rates = {mask_key(name): site.p for name, site in sites.items()}
         return {
@@ -72,7 +74,8 @@ def activation_shapes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[st
 
         return hook
 
-    hooks = [site.register_forward_pre_hook(recorder(name)) for name, site in active_sites(model).items()]
+    sites = active_sites(model).items()
+    hooks = [site.register_forward_pre_hook(recorder(name)) for name, site in sites]
     parameter = next(model.parameters())
     was_training = model.training
     try:

@@ -12,7 +12,10 @@ import torch
 def mask_agreement(
     truth: dict[str, torch.Tensor], learned: dict[str, torch.Tensor], order: list[int]
 ) -> dict[str, tuple[int, int]]:
-    """(matching elements, elements) per mask key; ``order`` pairs learned batch rows with true ones."""
+    """(matching elements, elements) per mask key.
+
+    ``order[j]`` is the learned batch row matched to original ``j``, as in the image matching.
+    """
     counts = {}
     for key, true_mask in truth.items():
         guess = learned[key].detach().cpu()[order] >= 0.5
@@ -21,7 +24,7 @@ def mask_agreement(
 
 
 def mask_accuracy(counts: list[dict[str, tuple[int, int]]]) -> dict[str, float]:
-    """Accuracy per site (``mask_accuracy/<site>``) and overall (``mask_accuracy``), pooled over victims."""
+    """Accuracy per site (``mask_accuracy/<site>``) and overall, pooled over victims and sites."""
     totals: dict[str, list[int]] = {}
     for victim in counts:
         for key, (hits, size) in victim.items():
@@ -38,9 +41,9 @@ def mask_metrics(
     learned: list[dict[str, torch.Tensor] | None],
     orders: list[list[int]],
 ) -> tuple[dict[str, float | None], str | None]:
-    """Mask accuracy over all victims, or (null, the reason) when there is nothing to compare."""
+    """Mask accuracy over all victims, or (null, the reason) if nothing compares."""
     if not any(truths):
-        return {"mask_accuracy": None}, "the client sampled no dropout masks (p = 0 or client.mode=eval)"
+        return {"mask_accuracy": None}, "no dropout masks were sampled (p = 0 or client.mode=eval)"
     if not all(learned):
         return {"mask_accuracy": None}, "the attack learns no dropout masks"
     counts = [mask_agreement(t, m, o) for t, m, o in zip(truths, learned, orders)]
