@@ -11,6 +11,7 @@ from gradinv.attacks.base import Reconstruction
 from gradinv.data.spec import DataSpec
 from gradinv.federated.update import PrivateRecord
 from gradinv.metrics.image_quality import image_quality
+from gradinv.metrics.masks import mask_metrics
 
 METRICS = ("mse", "psnr", "ssim", "lpips")
 
@@ -20,7 +21,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Per-image and mean metrics, plus the matched pixel-space images for the picture."""
     per_image: list[dict[str, Any]] = []
-    originals, matched = [], []
+    originals, matched, orders = [], [], []
     lpips_reason = None
     for victim, (record, rec) in enumerate(zip(records, reconstructions)):
         truth = spec.denormalize(record.images.detach().cpu())
@@ -28,6 +29,7 @@ def evaluate(
         quality = image_quality(truth, guess)
         lpips_reason = quality.get("lpips_reason", lpips_reason)
         order = quality["order"]
+        orders.append(order)
         for j, index in enumerate(record.indices):
             per_image.append(
                 {
@@ -46,6 +48,12 @@ def evaluate(
     )
     metrics["gradient_loss"] = fmean(rec.gradient_loss for rec in reconstructions)
     reasons = {"lpips": lpips_reason} if metrics["lpips"] is None else {}
+    masks, mask_reason = mask_metrics(
+        [record.masks for record in records], [rec.masks for rec in reconstructions], orders
+    )
+    metrics.update(masks)
+    if mask_reason is not None:
+        reasons["mask_accuracy"] = mask_reason
     return {
         "metrics": metrics,
         "unavailable": reasons,

@@ -1,0 +1,88 @@
+"""Dropout Inversion Attack (Scheliga, Mäder, Seeland, AAAI 2023): learn the dropout masks too.
+
+The client's gradient was computed under dropout masks the attacker does not know. DIA gives
+every active dropout site a continuous mask shaped like its activation (batch included),
+drawn from Bernoulli(1 - p), optimizes it jointly with the images by the same Adam, clips it
+to [0, 1] after each step and pulls its drop rate towards p. Sites with p = 0 get no mask, so
+with p = 0 DIA is IG.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from gradinv.attacks.base import ServerView
+from gradinv.attacks.gradient_inversion import GradientInversion, Problem, Tensors
+from gradinv.errors import ConfigError
+from gradinv.models.dropout import active_sites, mask_key
+
+
+class DropoutInversion(GradientInversion):
+    """IG plus one learnable mask per active dropout site, regularized towards the drop rate p."""
+
+    def __init__(self, mask_weight: float = 1e-4, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if mask_weight < 0:
+            raise ConfigError(f"attack.mask_weight must be non-negative, got {mask_weight}.")
+        self.mask_weight = mask_weight
+        self.rates: dict[str, float] = {}  # p per mask key, set with the masks (one server model)
+
+    def knowledge(self) -> dict[str, Any]:
+        return {**super().knowledge(), "masks_known": False}
+
+    def init_variables(
+        self, problem: Problem, server: ServerView, generator: torch.Generator
+    ) -> Tensors:
+        """A Bernoulli(1 - p) draw per active site, shaped like that site's activation."""
+        sites = active_sites(server.model)
+        if not sites:
+            return {}
+        shapes = activation_shapes(server.model, (problem.update.batch_size, *server.spec.shape))
+        self.rates = {mask_key(name): site.p for name, site in sites.items()}
+        return {
+            mask_key(name): torch.bernoulli(
+                torch.full(shapes[name], 1 - site.p), generator=generator
+            )
+            for name, site in sites.items()
+        }
+
+    def buffers(self, problem: Problem, variables: Tensors) -> Tensors:
+        return variables
+
+    def regularizer(self, images: torch.Tensor, variables: Tensors) -> torch.Tensor:
+        """TV plus, per site, ``mask_weight * |(1 - mean(mask)) - p|``."""
+        penalty = super().regularizer(images, variables)
+        for key, mask in variables.items():
+            penalty = penalty + self.mask_weight * (1 - mask.mean() - self.rates[key]).abs()
+        return penalty
+
+    def project(self, variables: Tensors) -> None:
+        for mask in variables.values():
+            mask.clamp_(0.0, 1.0)
+
+
+def activation_shapes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, torch.Size]:
+    """The input shape of every active dropout site for a batch of ``input_shape``."""
+    shapes: dict[str, torch.Size] = {}
+
+    def recorder(name: str):
+        def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            shapes[name] = args[0].shape
+
+        return hook
+
+    sites = active_sites(model).items()
+    hooks = [site.register_forward_pre_hook(recorder(name)) for name, site in sites]
+    parameter = next(model.parameters())
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(input_shape, dtype=parameter.dtype, device=parameter.device))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return shapes

@@ -1,0 +1,44 @@
+"""The well-informed IG baseline (WIIG) of Scheliga et al. (AAAI 2023): IG told the true masks.
+
+WIIG runs in DIA's setting, but instead of learning the dropout masks it replays the ones the
+client sampled. The threat model grants them only with ``attack.masks_known=true`` (the client
+then shares them). It is the upper bound of what DIA can reach.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from gradinv.attacks.base import ServerView
+from gradinv.attacks.dia import DropoutInversion
+from gradinv.attacks.gradient_inversion import Problem, Tensors
+from gradinv.errors import ConfigError
+
+
+class WellInformedIG(DropoutInversion):
+    """DIA's optimization over the images only, the forward pass using the client's true masks."""
+
+    def __init__(self, masks_known: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if masks_known is not True:
+            raise ConfigError(
+                "attack.masks_known must be true for attack=wiig: WIIG is IG told the masks."
+            )
+
+    def knowledge(self) -> dict[str, Any]:
+        return {**super().knowledge(), "masks_known": True}
+
+    def init_variables(
+        self, problem: Problem, server: ServerView, generator: torch.Generator
+    ) -> Tensors:
+        """Nothing to learn: the masks are given."""
+        return {}
+
+    def buffers(self, problem: Problem, variables: Tensors) -> Tensors:
+        if problem.update.masks is None:
+            raise ConfigError(
+                "attack=wiig needs a client that shares its masks (client.share_masks=true)."
+            )
+        return problem.update.masks

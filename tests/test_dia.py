@@ -1,0 +1,147 @@
+"""DIA and WIIG (Scheliga et al., AAAI 2023): masks learned or replayed, and what that buys."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from gradinv.attacks.base import ServerView
+from gradinv.attacks.dia import DropoutInversion, activation_shapes
+from gradinv.attacks.gradient_inversion import Problem
+from gradinv.attacks.wiig import WellInformedIG
+from gradinv.data.datasets import MNIST
+from gradinv.defenses.base import NoDefense
+from gradinv.errors import ConfigError
+from gradinv.federated.client import FederatedClient
+from gradinv.federated.gradients import parameter_gradients
+from gradinv.metrics.masks import mask_agreement, mask_metrics
+from gradinv.models.mlp import MLP
+from gradinv.models.vit import ViT
+from tests.helpers import run_config
+
+# 4 shipped MNIST digits batched in one victim, the issue's reference setting.
+MNIST4 = ["dataset.batch_size=4", "model.dropout=0.25"]
+# IG in DIA's setting (TV 1e-5, plateau schedule, best iterate): only the mask modelling differs.
+IG_AS_DIA = [
+    "attack.tv_weight=1e-5", "attack.lr_schedule=plateau", "attack.keep_best=true",
+    "attack.stop_patience=4000", "attack.stop_loss=1e-5",
+]
+
+
+def shared_round(p: float, share_masks: bool, batch: int = 4):
+    """A seeded MLP under dropout ``p``, the server's copy, one client round on MNIST samples."""
+    torch.manual_seed(0)
+    model = MLP((1, 28, 28), 10, dropout=p, width=64)
+    server = ServerView(copy.deepcopy(model), MNIST.spec)
+    client = FederatedClient(model, NoDefense(), share_masks=share_masks)
+    victim = MNIST(batch_size=batch).victims(seed=0)[0]
+    update, record = client.share(victim)
+    return server, update, record
+
+
+def test_dia_learns_the_true_masks_far_above_chance(tmp_path):
+    outcome = run_config(["attack=dia", "attack.iterations=100", *MNIST4], tmp_path)
+    metrics = outcome["metrics"]
+    # Chance (the Bernoulli(0.75) start against the truth) agrees on 0.75^2 + 0.25^2 = 62.5 %.
+    assert metrics["mask_accuracy"] > 0.95
+    for site in ("features.3", "features.6", "features.9"):
+        assert metrics[f"mask_accuracy/{site}"] > 0.9
+    assert outcome["knowledge"] == {"labels_known": True, "masks_known": False}
+
+
+def test_dia_beats_ig_by_a_wide_margin_under_dropout(tmp_path):
+    budget = ["attack.iterations=100", *MNIST4]
+    dia = run_config(["attack=dia", *budget], tmp_path / "dia")["metrics"]
+    ig = run_config(["attack=ig", *IG_AS_DIA, *budget], tmp_path / "ig")["metrics"]
+    assert ig["psnr"] < 22
+    assert dia["psnr"] > ig["psnr"] + 12
+    assert dia["ssim"] > 0.8 > ig["ssim"]
+
+
+def test_dia_without_dropout_is_exactly_ig(tmp_path):
+    budget = ["attack.iterations=20", "dataset.batch_size=2", "model.dropout=0"]
+    dia = run_config(["attack=dia", *budget], tmp_path / "dia")
+    ig = run_config(["attack=ig", *IG_AS_DIA, *budget], tmp_path / "ig")
+    assert dia["per_image"] == ig["per_image"]
+    assert dia["metrics"]["gradient_loss"] == ig["metrics"]["gradient_loss"]
+    assert dia["metrics"]["mask_accuracy"] is None
+    assert "p = 0" in dia["unavailable"]["mask_accuracy"]
+
+
+def test_wiig_gradient_loss_is_zero_at_the_true_images():
+    server, update, record = shared_round(p=0.5, share_masks=True)
+    wiig = WellInformedIG()
+    problem = Problem(0, 0, update, update.labels, seed=0)
+    server.model.eval()
+    told = parameter_gradients(
+        server.model, record.images, record.labels, buffers=wiig.buffers(problem, {})
+    )
+    blind = parameter_gradients(server.model, record.images, record.labels)
+    assert float(wiig.objective(told, update.gradients)) == pytest.approx(0.0, abs=1e-6)
+    assert float(wiig.objective(blind, update.gradients)) > 0.05
+    assert wiig.knowledge()["masks_known"] is True
+
+
+def test_wiig_refuses_a_client_that_keeps_its_masks():
+    server, update, _ = shared_round(p=0.5, share_masks=False)
+    problem = Problem(0, 0, update, update.labels, seed=0)
+    with pytest.raises(ConfigError, match="client.share_masks=true"):
+        WellInformedIG().buffers(problem, {})
+    with pytest.raises(ConfigError, match="attack.masks_known must be true"):
+        WellInformedIG(masks_known=False)
+
+
+def test_wiig_run_reaches_the_upper_bound_and_records_its_knowledge(tmp_path):
+    outcome = run_config(["attack=wiig", "attack.iterations=100", *MNIST4], tmp_path)
+    assert outcome["knowledge"] == {"labels_known": True, "masks_known": True}
+    assert outcome["metrics"]["psnr"] > 35
+    assert outcome["metrics"]["mask_accuracy"] is None
+    assert outcome["unavailable"]["mask_accuracy"] == "the attack learns no dropout masks"
+
+
+def test_dia_masks_follow_every_site_shape_and_stay_in_the_unit_box():
+    torch.manual_seed(0)
+    model = ViT((1, 28, 28), 10, dropout=0.1, dim=32, depth=1, heads=2, mlp_dim=32)
+    server = ServerView(model, MNIST.spec)
+    update, _ = FederatedClient(copy.deepcopy(model), NoDefense()).share(
+        MNIST(batch_size=3).victims(seed=0)[0]
+    )
+    dia = DropoutInversion()
+    masks = dia.init_variables(Problem(0, 0, update, update.labels, 0), server, torch.Generator())
+    shapes = {k: tuple(v.shape) for k, v in masks.items()}
+    # 7 x 7 patches of 4 px plus the class token; attention weights are batch x heads x 50 x 50.
+    assert shapes == {
+        "embed_drop.mask": (3, 50, 32),
+        "blocks.0.attn.attn_drop.mask": (3, 2, 50, 50),
+        "blocks.0.mlp.3.mask": (3, 50, 32),
+    }
+    assert set(activation_shapes(model, (3, 1, 28, 28))) == {k[:-5] for k in masks}
+    for mask in masks.values():
+        mask.add_(0.7)
+    dia.project(masks)
+    assert all(float(m.min()) >= 0 and float(m.max()) <= 1 for m in masks.values())
+
+
+def test_mask_penalty_pulls_the_drop_rate_towards_p():
+    dia = DropoutInversion(tv_weight=0.0, mask_weight=1e-4)
+    dia.rates = {"a.mask": 0.25}
+    images = torch.zeros(1, 1, 4, 4)
+    # A mask keeping half of its units drops 0.5, 0.25 more than p.
+    penalty = dia.regularizer(images, {"a.mask": torch.tensor([[1.0, 0.0]])})
+    assert float(penalty) == pytest.approx(1e-4 * 0.25)
+
+
+def test_mask_accuracy_binarizes_at_half_and_follows_the_image_matching():
+    truth = {"s.mask": torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])}
+    learned = {"s.mask": torch.tensor([[0.1, 0.2, 0.9], [0.6, 0.4, 0.5]])}
+    # Learned row 1 belongs to original 0 and row 0 to original 1: all 6 agree; unmatched, 4.
+    assert mask_agreement(truth, learned, [1, 0]) == {"s.mask": (6, 6)}
+    assert mask_agreement(truth, learned, [0, 1]) == {"s.mask": (4, 6)}
+    metrics, reason = mask_metrics([truth, truth], [learned, learned], [[1, 0], [0, 1]])
+    assert reason is None
+    assert metrics == {"mask_accuracy": 10 / 12, "mask_accuracy/s": 10 / 12}
+    assert mask_metrics([truth], [None], [[0, 1]]) == (
+        {"mask_accuracy": None}, "the attack learns no dropout masks"
+    )
