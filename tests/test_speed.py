@@ -22,7 +22,7 @@ from tests.conftest import REPO
 from tests.helpers import run_config
 
 MNIST_LIKE = DataSpec("tiny", 1, 8, 10, (0.5,), (0.5,))
-CIFAR_LIKE = DataSpec("tiny-rgb", 3, 8, 10, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+CIFAR_LIKE = DataSpec("tiny-rgb", 3, 12, 10, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
 
 class LearnedMasks(GradientInversion):
@@ -75,11 +75,11 @@ def attack_images(attack: GradientInversion, model, spec: DataSpec, victims: int
 
 def assert_same(first: list, second: list) -> None:
     for a, b in zip(first, second, strict=True):
-        torch.testing.assert_close(a.images, b.images, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(a.images, b.images, atol=1e-4, rtol=1e-3)
         assert a.gradient_loss == pytest.approx(b.gradient_loss, abs=1e-5)
         assert a.iterations == b.iterations
         for key in a.masks or {}:
-            torch.testing.assert_close(a.masks[key], b.masks[key], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(a.masks[key], b.masks[key], atol=1e-4, rtol=1e-3)
 
 
 def mlp(dropout: float = 0.0) -> MLP:
