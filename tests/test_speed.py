@@ -76,7 +76,7 @@ def attack_images(attack: GradientInversion, model, spec: DataSpec, victims: int
 def assert_same(first: list, second: list) -> None:
     for a, b in zip(first, second, strict=True):
         torch.testing.assert_close(a.images, b.images, atol=1e-4, rtol=1e-3)
-        assert a.gradient_loss == pytest.approx(b.gradient_loss, abs=1e-5)
+        assert a.gradient_loss == pytest.approx(b.gradient_loss, rel=1e-3)
         assert a.iterations == b.iterations
         for key in a.masks or {}:
             torch.testing.assert_close(a.masks[key], b.masks[key], atol=1e-4, rtol=1e-3)
