@@ -157,3 +157,34 @@ def test_same_seed_gives_identical_reconstructions(tmp_path):
     assert first["metrics"]["psnr"] == second["metrics"]["psnr"]
     pictures = [(tmp_path / d / "reconstruction.png").read_bytes() for d in ("a", "b")]
     assert pictures[0] == pictures[1]
+
+
+def test_resume_skips_a_finished_run_and_keeps_its_results(tmp_path):
+    overrides = ["model.width=32", "attack.iterations=2", "resume=true"]
+    first = run_config(overrides, tmp_path)
+    stored = (tmp_path / "results.json").read_text()
+    again = run_config([*overrides, "attack.iterations=50"], tmp_path)
+    assert (tmp_path / "results.json").read_text() == stored
+    assert again["metrics"] == json.loads(stored)["metrics"] == first["metrics"]
+    assert again["timing"]["iterations"] == 2
+
+
+def test_resume_reruns_a_failed_run(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"status": "failed"}))
+    outcome = run_config(["model.width=32", "attack.iterations=2", "resume=true"], tmp_path)
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == "ok"
+    assert outcome["timing"]["iterations"] == 2
+
+
+@pytest.mark.slow
+def test_joblib_sweep_runs_two_parallel_jobs(tmp_path):
+    command = [
+        sys.executable, "gradinv/main.py", "-m", "hydra/launcher=joblib_local",
+        "logger=none", "trainer.enable_progress_bar=false", "model.width=32",
+        "attack.iterations=2", "seed=0,1", f"hydra.sweep.dir={tmp_path}",
+    ]
+    done = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
+    assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
+    results = [json.loads((tmp_path / str(job) / "results.json").read_text()) for job in (0, 1)]
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    assert [r["choices"]["seed"] for r in results] == [0, 1]
