@@ -236,6 +236,7 @@ class InversionModule(L.LightningModule):
         self.targets: list[Tensors] = []
         self.labels: list[torch.Tensor] = []
         self.batched = False
+        self.pending_losses: list[tuple[int, float]] = []
 
     def train(self, mode: bool = True) -> "InversionModule":
         """Lightning switches modules to train mode; the server model keeps the attack's mode."""
@@ -332,9 +333,27 @@ class InversionModule(L.LightningModule):
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         for i, loss in zip(live, losses.detach().tolist()):
             self._step(i, loss, optimizers[i])
-        self.log("attack/loss", losses.detach().mean(), prog_bar=True)
+        self.pending_losses.append((batch_idx, float(losses.detach().mean())))
+        if len(self.pending_losses) >= self.trainer.log_every_n_steps:
+            self.log("attack/loss", self.pending_losses[-1][1], prog_bar=True, logger=False)
+            self._flush_losses()
         if not any(state.active for state in self.progress):
             self.trainer.should_stop = True
+
+    def _flush_losses(self) -> None:
+        """Hand every buffered step's mean loss to the logger, each with its own step.
+
+        ``self.log`` costs milliseconds per call, a large share of a small attack's step, so
+        the values are buffered and sent every ``trainer.log_every_n_steps`` steps (the progress
+        bar shows the latest then).
+        """
+        if self.logger is not None:
+            for step, value in self.pending_losses:
+                self.logger.log_metrics({"attack/loss": value}, step=step)
+        self.pending_losses.clear()
+
+    def on_train_end(self) -> None:
+        self._flush_losses()
 
     def _step(self, i: int, loss: float, optimizer: torch.optim.Optimizer) -> None:
         state, params = self.progress[i], self.candidates[i]
