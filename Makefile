@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 ARGS    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test
+.PHONY: help setup run test bench
 
 help: ## List the targets, one line each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
@@ -23,3 +23,6 @@ run: $(STAMP) ## Run the default experiment (IG on the MNIST MLP, offline); extr
 
 test: $(STAMP) ## Run the test suite
 	$(PYTHON) -m pytest $(ARGS)
+
+bench: $(STAMP) ## Time attacks (1 vs 8 vs 32 vectorized, one by one, plain-loop floor); writes bench.json
+	$(PYTHON) -m gradinv.bench $(ARGS)

@@ -188,3 +188,12 @@ def test_joblib_sweep_runs_two_parallel_jobs(tmp_path):
     results = [json.loads((tmp_path / str(job) / "results.json").read_text()) for job in (0, 1)]
     assert [r["status"] for r in results] == ["ok", "ok"]
     assert [r["choices"]["seed"] for r in results] == [0, 1]
+
+
+def test_the_logger_gets_every_steps_loss(tmp_path):
+    run_config(["model.width=32", "attack.iterations=12", "logger=csv"], tmp_path)
+    rows = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    column, step = header.index("attack/loss"), header.index("step")
+    logged = [int(r.split(",")[step]) for r in rows[1:] if r.split(",")[column]]
+    assert logged == list(range(12))
