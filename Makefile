@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 ARGS    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test table-dia table-rgap table-ppp
+.PHONY: help setup run test bench table-dia table-rgap table-ppp
 
 help: ## List the targets, one line each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
@@ -23,6 +23,9 @@ run: $(STAMP) ## Run the default experiment (IG on the MNIST MLP, offline); extr
 
 test: $(STAMP) ## Run the test suite
 	$(PYTHON) -m pytest $(ARGS)
+
+bench: $(STAMP) ## Time attacks (1 vs 8 vs 32 vectorized, one by one, plain-loop floor); writes bench.json
+	$(PYTHON) -m gradinv.bench $(ARGS)
 
 # Paper tables: each target sweeps with `gradinv/main.py -m` into $(SWEEP), then runs
 # multirun_analysis on it (tables, plots, gallery in $(SWEEP)/analysis). Every list below is a
@@ -67,6 +70,6 @@ table-rgap: $(STAMP) ## R-GAP paper: R-GAP vs IG on cnn6, cnn6d, fcn3 (QUICK=1: 
 table-ppp: $(STAMP) ## Defenses: bare, PRECODE, PPP, noise x IG, PRECODE-aware IG x models (QUICK=1: CPU)
 	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/ig attack=ig defense=$(PPP_DEFENSES) dataset=$(DATASETS) \
 	  model=$(PPP_MODELS) $(BUDGET) $(ARGS)
-	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/ig_precode attack=ig_precode defense=precode \
+	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/ig_precode attack=ig_precode defense=precode,ppp \
 	  dataset=$(DATASETS) model=$(PPP_MODELS) $(BUDGET) $(ARGS)
 	$(ANALYZE)

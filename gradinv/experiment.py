@@ -21,7 +21,7 @@ from gradinv.federated.client import FederatedClient
 from gradinv.metrics.monitor import PSNRMonitor
 from gradinv.models.build import build_model
 from gradinv.tracking.images import reconstruction_grid, save_reconstruction
-from gradinv.tracking.results import ResultsFile
+from gradinv.tracking.results import RESULTS_FILE, ResultsFile, read_results
 from gradinv.tracking.wandb_logger import finish_run
 from gradinv.tracking.wandb_tables import log_per_image_table
 
@@ -47,7 +47,16 @@ def run_dir() -> Path:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Execute the run; results.json says 'running' until it ends 'ok' or 'failed'."""
+    """Execute the run; results.json says 'running' until it ends 'ok' or 'failed'.
+
+    With ``resume=true`` a run whose folder already holds an ok results.json is not run again:
+    its stored outcome is returned and the file is left untouched.
+    """
+    if cfg.get("resume"):
+        stored = finished(run_dir())
+        if stored is not None:
+            log.info("resume: %s already finished; skipped.", run_dir())
+            return stored
     results = ResultsFile(run_dir())
     results.write(
         status="running",
@@ -59,6 +68,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     except BaseException as error:
         results.write(status="failed", error=f"{type(error).__name__}: {error}")
         raise
+
+
+def finished(folder: Path) -> dict[str, Any] | None:
+    """The stored results of a run that ended ok in ``folder``, else None."""
+    path = folder / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        stored = read_results(path)
+    except ValueError:
+        return None
+    return stored if stored.get("status") == "ok" else None
 
 
 def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:

@@ -3,11 +3,13 @@
 An attack run is a set of independent *problems*, one per victim and random restart. Each
 problem owns its candidate images, any extra variables (e.g. DIA's masks), its optimizer,
 schedule, best iterate and early stopping; ``vectorize`` decides whether the problems are
-stepped together in one Lightning fit or one fit after another, with identical results.
+stepped together in one Lightning fit, their gradient distances computed by one ``vmap``, or
+one fit after another, with identical results.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -21,11 +23,13 @@ from gradinv.attacks.base import Attack, AttackRuntime, Reconstruction, ServerVi
 from gradinv.attacks.ignore import as_patterns, kept_names
 from gradinv.attacks.labels import infer_labels
 from gradinv.attacks.objectives import OBJECTIVES, total_variation
+from gradinv.attacks.vectorized import batched_distances, vectorization_blocker
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.federated.update import SharedUpdate
 
 Tensors = dict[str, torch.Tensor]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,7 +70,7 @@ class GradientInversion(Attack):
         keep_best: bool = False,
         stop_patience: int | None = None,
         stop_loss: float | None = None,
-        vectorize: bool = False,
+        vectorize: bool = True,
         log_psnr_every: int = 50,
         ignore_layers: str | Sequence[str] | None = (),
     ) -> None:
@@ -234,6 +238,8 @@ class InversionModule(L.LightningModule):
         self.schedulers: list[Any] = []
         self.targets: list[Tensors] = []
         self.labels: list[torch.Tensor] = []
+        self.batched = False
+        self.pending_losses: list[tuple[int, float]] = []
 
     def train(self, mode: bool = True) -> "InversionModule":
         """Lightning switches modules to train mode; the server model keeps the attack's mode."""
@@ -261,6 +267,28 @@ class InversionModule(L.LightningModule):
             self.labels.append(problem.labels.to(self.device))
         for p in self.model.parameters():
             p.requires_grad_(True)
+        self.train()  # recent Lightning keeps modules' modes: set the attack's mode explicitly
+        self.batched = len(self.problems) > 1 and self._batchable()
+        if self.batched:
+            self.stacked_labels = torch.stack(self.labels)
+            self.stacked_targets = {k: torch.stack([t[k] for t in self.targets]) for k in self.names[0]}
+
+    def _batchable(self) -> bool:
+        """Whether one ``vmap`` over the problems computes exactly what the loop computes."""
+        buffers = [self.attack.buffers(p, self.variables(i)) for i, p in enumerate(self.problems)]
+        blocker = vectorization_blocker(self.model, self.attack.model_mode, set(buffers[0]))
+        layouts = {
+            (
+                tuple(c["images"].shape), tuple(self.labels[i].shape), tuple(self.names[i]),
+                tuple((k, tuple(v.shape)) for k, v in buffers[i].items()),
+            )
+            for i, c in enumerate(self.candidates)
+        }
+        if blocker is None and len(layouts) > 1:
+            blocker = "problems of different shapes"
+        if blocker is not None:
+            log.info("attack.vectorize: stepping problems one by one (%s).", blocker)
+        return blocker is None
 
     def loss(self, i: int, create_graph: bool = True) -> torch.Tensor:
         """Gradient distance plus prior for problem ``i`` at its current candidate."""
@@ -274,18 +302,61 @@ class InversionModule(L.LightningModule):
             return distance
         return distance + self.attack.regularizer(images, variables)
 
+    def batched_loss(self, live: list[int]) -> torch.Tensor:
+        """``loss(i)`` for every problem in ``live``, with one ``vmap`` for the gradient distances."""
+        images = [self.candidates[i]["images"] for i in live]
+        variables = [self.variables(i) for i in live]
+        buffers = [self.attack.buffers(self.problems[i], v) for i, v in zip(live, variables)]
+        distances = batched_distances(
+            self.model,
+            torch.stack(images),
+            self._rows(self.stacked_labels, live),
+            {k: torch.stack([b[k] for b in buffers]) for k in buffers[0]},
+            {k: self._rows(t, live) for k, t in self.stacked_targets.items()},
+            self.attack.objective,
+        )
+        priors = [self.attack.regularizer(x, v) for x, v in zip(images, variables)]
+        return distances + torch.stack(priors)
+
+    def _rows(self, stacked: torch.Tensor, live: list[int]) -> torch.Tensor:
+        """The live problems' rows of a tensor stacked over all problems (no copy if all live)."""
+        if len(live) == len(self.problems):
+            return stacked
+        return stacked.index_select(0, torch.tensor(live, device=stacked.device))
+
     def training_step(self, batch, batch_idx: int) -> None:
         live = [i for i, state in enumerate(self.progress) if state.active]
-        losses = torch.stack([self.loss(i) for i in live])
+        if self.batched:
+            losses = self.batched_loss(live)
+        else:
+            losses = torch.stack([self.loss(i) for i in live])
         inputs = [p for i in live for p in self.candidates[i].parameters()]
         self.manual_backward(losses.sum(), inputs=inputs)
         optimizers = self.optimizers(use_pl_optimizer=False)
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         for i, loss in zip(live, losses.detach().tolist()):
             self._step(i, loss, optimizers[i])
-        self.log("attack/loss", losses.detach().mean(), prog_bar=True)
+        self.pending_losses.append((batch_idx, float(losses.detach().mean())))
+        if len(self.pending_losses) >= self.trainer.log_every_n_steps:
+            self.log("attack/loss", self.pending_losses[-1][1], prog_bar=True, logger=False)
+            self._flush_losses()
         if not any(state.active for state in self.progress):
             self.trainer.should_stop = True
+
+    def _flush_losses(self) -> None:
+        """Hand every buffered step's mean loss to the logger, each with its own step.
+
+        ``self.log`` costs milliseconds per call, a large share of a small attack's step, so
+        the values are buffered and sent every ``trainer.log_every_n_steps`` steps (the progress
+        bar shows the latest then).
+        """
+        if self.logger is not None:
+            for step, value in self.pending_losses:
+                self.logger.log_metrics({"attack/loss": value}, step=step)
+        self.pending_losses.clear()
+
+    def on_train_end(self) -> None:
+        self._flush_losses()
 
     def _step(self, i: int, loss: float, optimizer: torch.optim.Optimizer) -> None:
         state, params = self.progress[i], self.candidates[i]
