@@ -115,3 +115,8 @@ def test_rank_table_of_cnn6_matches_a_hand_count(tmp_path):
         "weight_constraints": 2916, "rank": 3468, "verdict": "full",
     }
     assert all(row["verdict"] == "full" for row in rows.values())
+
+
+def test_precode_bottleneck_is_refused_not_silently_skipped(tmp_path):
+    with pytest.raises(ConfigError, match="cannot handle layer 'bottleneck.encoder' .*outside the features"):
+        run_config(["attack=rgap", "model=fcn3", "defense=precode"], tmp_path)

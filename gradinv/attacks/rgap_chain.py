@@ -122,7 +122,9 @@ def read_chain(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Step
         )
     steps: list[Step] = []
     shape: tuple[int, ...] = tuple(input_shape)
+    walked: set[str] = set()
     for name, module in chain(_leaves(features, "features"), [("head", head)]):
+        walked.add(name)
         why = _reason(module)
         if why is not None:
             raise refuse(name, module, why)
@@ -137,4 +139,18 @@ def read_chain(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Step
             if not steps:
                 raise refuse(name, module, "dropout on the input itself cannot be inverted")
             steps[-1].dropout = (mask_key(name), module.p)
+    _refuse_what_the_chain_skips(model, walked)
     return steps
+
+
+def _refuse_what_the_chain_skips(model: nn.Module, walked: set[str]) -> None:
+    """Refuse layers outside ``features`` -> ``head`` (e.g. PRECODE's bottleneck) and hooks on the
+    chain: they change the forward pass without R-GAP seeing them."""
+    modules = list(model.named_modules())
+    for name, module in modules:
+        inside = name in walked or any(name.startswith(f"{w}.") for w in walked)
+        if name and not list(module.children()) and not inside:
+            raise refuse(name, module, "it lies outside the features -> head chain R-GAP inverts")
+    for name, module in modules:
+        if name in walked and (module._forward_pre_hooks or module._forward_hooks):
+            raise refuse(name, module, "a hook changes its input or output outside the chain")
