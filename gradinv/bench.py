@@ -19,13 +19,14 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra import compose, initialize_config_dir
 from lightning.pytorch.loggers import CSVLogger
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 
 from gradinv.attacks.base import AttackRuntime, ServerView
 from gradinv.attacks.objectives import cosine_distance, total_variation
 from gradinv.defenses.base import NoDefense
+from gradinv.errors import instantiate
 from gradinv.federated.client import FederatedClient
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.models.build import build_model
@@ -34,46 +35,48 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 COUNTS = (1, 8, 32)
 
 
-def _load(group: str, name: str, **overrides: Any):
-    return OmegaConf.merge(OmegaConf.load(CONF / group / f"{name}.yaml"), overrides)
+def _config(cell: dict[str, Any], *overrides: str) -> DictConfig:
+    """The run config of a cell, composed by Hydra exactly as ``gradinv/main.py`` would."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=[
+            f"model={cell['model']}", f"dataset={cell['dataset']}", f"attack={cell['attack']}",
+            f"model.dropout={cell['dropout']}", f"trainer.accelerator={cell['device'].type}",
+            "logger=none", "attack.log_psnr_every=0", *overrides,
+        ])
 
 
-def _setting(model: str, dataset: str, dropout: float, victims: int, device: torch.device):
-    """Server view and shared updates of ``victims`` one-image victims, as a run would make them."""
-    data = instantiate(_load("dataset", dataset, num_victims=victims, batch_size=1))
-    net = build_model(_load("model", model, dropout=dropout), data.spec, seed=0)
+def _setting(cfg: DictConfig, device: torch.device):
+    """Server view and shared updates of the config's victims, as a run would make them."""
+    data = instantiate(cfg.dataset)
+    net = build_model(cfg.model, data.spec, seed=0)
     server = ServerView(copy.deepcopy(net).to(device), data.spec)
-    client = FederatedClient(net, NoDefense()).to(device)
+    client = FederatedClient(net, NoDefense(), **cfg.client).to(device)
     updates = [client.share(victim)[0] for victim in data.victims(seed=0)]
     return server, updates
 
 
-def _runtime(device: torch.device, log_dir: str) -> AttackRuntime:
-    def make_trainer(steps: int, callbacks: list[L.Callback]) -> L.Trainer:
-        return L.Trainer(
-            accelerator=device.type, devices=1, max_epochs=1, callbacks=callbacks,
-            logger=CSVLogger(log_dir), enable_progress_bar=True, enable_checkpointing=False,
-            enable_model_summary=False, log_every_n_steps=10,
-        )
-
-    return AttackRuntime(seed=0, make_trainer=make_trainer)
-
-
 def attack_seconds(cell: dict[str, Any], victims: int, vectorize: bool, iterations: int) -> float:
-    """Wall time of ``victims`` attacks of ``iterations`` steps each through the framework."""
-    server, updates = _setting(cell["model"], cell["dataset"], cell["dropout"], victims, cell["device"])
-    attack = instantiate(
-        _load("attack", cell["attack"], iterations=iterations, vectorize=vectorize, log_psnr_every=0)
+    """Wall time of ``victims`` one-image attacks of ``iterations`` steps through the framework
+    (the configured Trainer with its progress bar, and a CSV logger receiving every step)."""
+    cfg = _config(
+        cell, f"dataset.num_victims={victims}", "dataset.batch_size=1",
+        f"attack.iterations={iterations}", f"attack.vectorize={vectorize}",
     )
+    server, updates = _setting(cfg, cell["device"])
+    attack = instantiate(cfg.attack)
     with tempfile.TemporaryDirectory() as log_dir:
+
+        def make_trainer(steps: int, callbacks: list[L.Callback]) -> L.Trainer:
+            return instantiate(cfg.trainer, logger=CSVLogger(log_dir), callbacks=callbacks, max_epochs=1)
+
         started = time.perf_counter()
-        attack.reconstruct(server, updates, _runtime(cell["device"], log_dir))
+        attack.reconstruct(server, updates, AttackRuntime(seed=0, make_trainer=make_trainer))
         return time.perf_counter() - started
 
 
 def plain_loop_seconds(cell: dict[str, Any], iterations: int) -> float:
     """Seconds per iteration of one IG attack as a bare torch loop: the framework's floor."""
-    server, (update,) = _setting(cell["model"], cell["dataset"], cell["dropout"], 1, cell["device"])
+    server, (update,) = _setting(_config(cell, "dataset.batch_size=1"), cell["device"])
     model = server.model.eval()
     lo, hi = server.spec.pixel_bounds(torch.empty(0, device=cell["device"]))
     images = torch.randn(1, *server.spec.shape, device=cell["device"], requires_grad=True)
