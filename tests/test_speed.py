@@ -135,7 +135,7 @@ def test_train_mode_that_vmap_cannot_replay_falls_back_to_the_loop(model, reason
     module = InversionModule(attack, ServerView(net, spec), problems)
     with caplog.at_level("INFO"):
         module.on_fit_start()
-    assert not module.batched
+    assert module.batching is None
     assert reason in caplog.text
 
 
@@ -146,7 +146,7 @@ def test_learned_masks_in_train_mode_stay_vectorized():
     problems = [Problem(v, 0, u, u.labels, v) for v, u in enumerate(updates)]
     module = InversionModule(attack, ServerView(net, MNIST_LIKE), problems)
     module.on_fit_start()
-    assert module.batched
+    assert module.batching == "products"
 
 
 def test_same_seed_gives_identical_reconstructions(tmp_path):

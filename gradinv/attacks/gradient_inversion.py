@@ -23,6 +23,7 @@ from gradinv.attacks.base import Attack, AttackRuntime, Reconstruction, ServerVi
 from gradinv.attacks.ignore import as_patterns, kept_names
 from gradinv.attacks.labels import infer_labels
 from gradinv.attacks.objectives import OBJECTIVES, total_variation
+from gradinv.attacks.linear_products import linear_distances, linear_layers, squared_norms
 from gradinv.attacks.vectorized import batched_distances, vectorization_blocker
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import parameter_gradients
@@ -30,6 +31,7 @@ from gradinv.federated.update import SharedUpdate
 
 Tensors = dict[str, torch.Tensor]
 log = logging.getLogger(__name__)
+VMAP_ELEMENTS = 2**25  # ~128 MB of float32 gradients stacked over problems
 
 
 @dataclass
@@ -102,6 +104,7 @@ class GradientInversion(Attack):
         self.plateau_patience = plateau_patience
         self.signed = signed
         self.boxed = boxed
+        self.objective_name = objective
         self.objective = OBJECTIVES[objective]
         self.tv_weight = tv_weight
         self.init = init
@@ -238,7 +241,8 @@ class InversionModule(L.LightningModule):
         self.schedulers: list[Any] = []
         self.targets: list[Tensors] = []
         self.labels: list[torch.Tensor] = []
-        self.batched = False
+        self.batching: str | None = None
+        self.layers: dict[str, nn.Linear] | None = None
         self.pending_losses: list[tuple[int, float]] = []
 
     def train(self, mode: bool = True) -> "InversionModule":
@@ -268,13 +272,20 @@ class InversionModule(L.LightningModule):
         for p in self.model.parameters():
             p.requires_grad_(True)
         self.train()  # recent Lightning keeps modules' modes: set the attack's mode explicitly
-        self.batched = len(self.problems) > 1 and self._batchable()
-        if self.batched:
+        self.batching = self._batching() if self.attack.vectorize else None
+        if self.batching is not None:
             self.stacked_labels = torch.stack(self.labels)
             self.stacked_targets = {k: torch.stack([t[k] for t in self.targets]) for k in self.names[0]}
+            self.target_norms = squared_norms(self.stacked_targets)
 
-    def _batchable(self) -> bool:
-        """Whether one ``vmap`` over the problems computes exactly what the loop computes."""
+    def _batching(self) -> str | None:
+        """How to compute all problems' distances at once, exactly as the loop would, if at all.
+
+        'products': linear layers only, through gradient inner products (fastest, any count);
+        'vmap': one ``torch.func.vmap`` over two or more problems, unless their stacked
+        gradients would exceed ``VMAP_ELEMENTS`` (then the loop is faster on every device seen);
+        None: the loop over problems.
+        """
         buffers = [self.attack.buffers(p, self.variables(i)) for i, p in enumerate(self.problems)]
         blocker = vectorization_blocker(self.model, self.attack.model_mode, set(buffers[0]))
         layouts = {
@@ -286,9 +297,21 @@ class InversionModule(L.LightningModule):
         }
         if blocker is None and len(layouts) > 1:
             blocker = "problems of different shapes"
+        if blocker is None:
+            self.layers = linear_layers(
+                self.model, self.names[0], self.attack.model_mode, self.attack.objective_name
+            )
+            if self.layers is not None:
+                return "products"
+            stacked = len(self.problems) * sum(t.numel() for t in self.targets[0].values())
+            if len(self.problems) < 2:
+                return None
+            if stacked > VMAP_ELEMENTS:
+                blocker = f"{stacked} stacked gradient entries exceed {VMAP_ELEMENTS}"
         if blocker is not None:
             log.info("attack.vectorize: stepping problems one by one (%s).", blocker)
-        return blocker is None
+            return None
+        return "vmap"
 
     def loss(self, i: int, create_graph: bool = True) -> torch.Tensor:
         """Gradient distance plus prior for problem ``i`` at its current candidate."""
@@ -307,14 +330,19 @@ class InversionModule(L.LightningModule):
         images = [self.candidates[i]["images"] for i in live]
         variables = [self.variables(i) for i in live]
         buffers = [self.attack.buffers(self.problems[i], v) for i, v in zip(live, variables)]
-        distances = batched_distances(
-            self.model,
+        stacked = (
             torch.stack(images),
             self._rows(self.stacked_labels, live),
             {k: torch.stack([b[k] for b in buffers]) for k in buffers[0]},
             {k: self._rows(t, live) for k, t in self.stacked_targets.items()},
-            self.attack.objective,
         )
+        if self.batching == "products":
+            distances = linear_distances(
+                self.model, self.layers, *stacked, self._rows(self.target_norms, live),
+                self.attack.objective_name,
+            )
+        else:
+            distances = batched_distances(self.model, *stacked, self.attack.objective)
         priors = [self.attack.regularizer(x, v) for x, v in zip(images, variables)]
         return distances + torch.stack(priors)
 
@@ -326,7 +354,7 @@ class InversionModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         live = [i for i, state in enumerate(self.progress) if state.active]
-        if self.batched:
+        if self.batching is not None:
             losses = self.batched_loss(live)
         else:
             losses = torch.stack([self.loss(i) for i in live])

@@ -28,6 +28,15 @@ OBJECTIVES: dict[str, Callable[[Gradients, Gradients], torch.Tensor]] = {
 }
 
 
+# The same distances from <candidate, target>, ||candidate||^2 and ||target||^2 per problem,
+# for computations that never form the candidate gradient itself.
+PRODUCT_FORMS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "cosine": lambda dot, norm, target_norm: 1
+    - dot / (norm.sqrt() * target_norm.sqrt()).clamp_min(1e-12),
+    "l2": lambda dot, norm, target_norm: norm - 2 * dot + target_norm,
+}
+
+
 def total_variation(images: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference between neighbouring pixels, horizontally plus vertically."""
     dx = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
