@@ -30,8 +30,8 @@ bench: $(STAMP) ## Time attacks (1 vs 8 vs 32 vectorized, one by one, plain-loop
 # Paper tables: each target sweeps with `gradinv/main.py -m` into $(SWEEP), then runs
 # multirun_analysis on it (tables, plots, gallery in $(SWEEP)/analysis). Every list below is a
 # variable, so a target can be narrowed from the command line (e.g. DIA_ATTACKS=ig).
-# QUICK=1: CPU-sized, minutes (shipped MNIST + CIFAR-10 samples, 50 iterations, one image per cell).
-# Without QUICK: the papers' budgets, meant for GPUs (24000 iterations as in IG; ImageNet needs
+# QUICK=1: CPU-sized (shipped MNIST + CIFAR-10 samples, 50 iterations (table-dia: 100), one image per cell).
+# Without QUICK: the papers' budgets, meant for GPUs (24000 iterations as in IG, 20000 in DIA; ImageNet needs
 # IMAGENET_ROOT, a torchvision ImageNet folder or an .npz archive).
 QUICK         ?=
 NOW           := $(shell date +%Y-%m-%d/%H-%M-%S)
@@ -50,14 +50,20 @@ PPP_DEFENSES  ?= none,precode,ppp,noise
 PPP_MODELS    ?= mlp,cnn,resnet18
 SWEEP_RUN      = $(PYTHON) gradinv/main.py -m trainer.enable_progress_bar=false
 BUDGET         = attack.iterations=$(ITERS) dataset.num_victims=$(VICTIMS)
+# The DIA paper's setting for every attack of its table, so that IG differs from DIA only in
+# the masks (for dia and wiig these are their defaults already).
+DIA_ITERS     ?= $(if $(QUICK),100,20000)
+DIA_SETTING    = attack.iterations=$(DIA_ITERS) dataset.num_victims=$(VICTIMS) attack.tv_weight=1e-5 \
+                 attack.lr_schedule=plateau attack.plateau_patience=800 attack.keep_best=true \
+                 attack.stop_patience=4000 attack.stop_loss=1e-5
 ANALYZE        = $(PYTHON) -m multirun_analysis $(SWEEP) --out $(SWEEP)/analysis
 need           = $(or $($(1)),$(error $@ without QUICK=1 needs $(1)=..., e.g. $(1)=/data/imagenet))
 
 table-dia: $(STAMP) ## DIA paper: 4 models x MNIST, CIFAR-10, ImageNet x p x IG, DIA, WIIG (QUICK=1: CPU)
 	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/small attack=$(DIA_ATTACKS) dataset=$(DATASETS) \
-	  model=$(DIA_MODELS) model.dropout=$(P) $(BUDGET) $(ARGS)
+	  model=$(DIA_MODELS) model.dropout=$(P) $(DIA_SETTING) $(ARGS)
 	$(if $(QUICK),,$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/imagenet attack=$(DIA_ATTACKS) dataset=imagenet \
-	  dataset.root=$(call need,IMAGENET_ROOT) model=$(DIA_IMAGENET_MODELS) model.dropout=$(P) $(BUDGET) $(ARGS))
+	  dataset.root=$(call need,IMAGENET_ROOT) model=$(DIA_IMAGENET_MODELS) model.dropout=$(P) $(DIA_SETTING) $(ARGS))
 	$(ANALYZE)
 
 table-rgap: $(STAMP) ## R-GAP paper: R-GAP vs IG on cnn6, cnn6d, fcn3 (QUICK=1: CPU)
