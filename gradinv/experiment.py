@@ -21,7 +21,7 @@ from gradinv.federated.client import FederatedClient
 from gradinv.metrics.monitor import PSNRMonitor
 from gradinv.models.build import build_model
 from gradinv.tracking.images import reconstruction_grid, save_reconstruction
-from gradinv.tracking.results import RESULTS_FILE, ResultsFile, read_results
+from gradinv.tracking.results import RESULTS_FILE, ResultsFile, read_results, recording
 from gradinv.tracking.wandb_logger import finish_run
 from gradinv.tracking.wandb_tables import log_per_image_table
 
@@ -57,17 +57,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if stored is not None:
             log.info("resume: %s already finished; skipped.", run_dir())
             return stored
-    results = ResultsFile(run_dir())
-    results.write(
-        status="running",
-        choices=choices(cfg),
-        config=OmegaConf.to_container(cfg, resolve=True),
-    )
-    try:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    with recording(run_dir(), choices=choices(cfg), config=config) as results:
         return _execute(cfg, results)
-    except BaseException as error:
-        results.write(status="failed", error=f"{type(error).__name__}: {error}")
-        raise
 
 
 def finished(folder: Path) -> dict[str, Any] | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -13,22 +12,16 @@ if __package__ in (None, ""):
     # Run as a script: import the package from the repository, not its folder's modules.
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from gradinv.errors import ConfigError  # noqa: E402
+from gradinv.cli import run_or_exit  # noqa: E402
 from gradinv.training import train  # noqa: E402
 
-log = logging.getLogger("gradinv")
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float:
     """Train one cell; a configuration error ends the process with its one-sentence message."""
-    try:
-        outcome = train(cfg)
-    except ConfigError as error:
-        log.error("%s", error)
-        print(f"gradinv: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    outcome = run_or_exit(train, cfg)
     return outcome["metrics"]["test_accuracy"]
 
 

@@ -24,7 +24,7 @@ from gradinv.errors import ConfigError, instantiate
 from gradinv.experiment import choices, run_dir
 from gradinv.federated.client import FederatedClient
 from gradinv.models.build import build_model
-from gradinv.tracking.results import ResultsFile
+from gradinv.tracking.results import ResultsFile, recording
 
 log = logging.getLogger(__name__)
 GROUPS = ("dataset", "model", "defense")
@@ -70,17 +70,9 @@ def train_test_sets(
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run the training; results.json says 'running' until it ends 'ok' or 'failed'."""
-    results = ResultsFile(run_dir())
-    results.write(
-        status="running",
-        choices=choices(cfg, GROUPS),
-        config=OmegaConf.to_container(cfg, resolve=True),
-    )
-    try:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    with recording(run_dir(), choices=choices(cfg, GROUPS), config=config) as results:
         return _execute(cfg, results)
-    except BaseException as error:
-        results.write(status="failed", error=f"{type(error).__name__}: {error}")
-        raise
 
 
 def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:

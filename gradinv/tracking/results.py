@@ -6,8 +6,9 @@ import json
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 RESULTS_FILE = "results.json"
 
@@ -42,3 +43,16 @@ class ResultsFile:
 def read_results(path: str | Path) -> dict[str, Any]:
     """Load one results.json."""
     return json.loads(Path(path).read_text())
+
+
+@contextmanager
+def recording(path: str | Path, **start: Any) -> Iterator[ResultsFile]:
+    """A run's results file: 'running' with ``start`` fields now, 'failed' with the error if the
+    enclosed work raises (the run itself writes 'ok' when it finishes)."""
+    results = ResultsFile(path)
+    results.write(status="running", **start)
+    try:
+        yield results
+    except BaseException as error:
+        results.write(status="failed", error=f"{type(error).__name__}: {error}")
+        raise
