@@ -14,7 +14,11 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from torch import nn
+
 from gradinv.attacks.base import AttackRuntime, ServerView
+from gradinv.data.datasets import ImageDataset
+from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError, instantiate
 from gradinv.evaluation import evaluate
 from gradinv.federated.client import FederatedClient
@@ -74,13 +78,18 @@ def finished(folder: Path) -> dict[str, Any] | None:
     return stored if stored.get("status") == "ok" else None
 
 
-def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
-    started = time.perf_counter()
+def build_setting(cfg: DictConfig) -> tuple[ImageDataset, Defense, nn.Module]:
+    """Seed everything, then the dataset, the defense and the (defended) global model."""
     L.seed_everything(cfg.seed, verbose=False)
     dataset = instantiate(cfg.dataset)
-    spec = dataset.spec
     defense = instantiate(cfg.defense)
-    model = build_model(cfg.model, spec, cfg.seed, defense.prepare_model)
+    return dataset, defense, build_model(cfg.model, dataset.spec, cfg.seed, defense.prepare_model)
+
+
+def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
+    started = time.perf_counter()
+    dataset, defense, model = build_setting(cfg)
+    spec = dataset.spec
     attack = instantiate(cfg.attack)
     if attack.needs_exact_update and defense.perturbs_update:
         raise ConfigError(

@@ -21,9 +21,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from gradinv.data.datasets import ImageDataset
 from gradinv.data.spec import DataSpec
 from gradinv.errors import ConfigError, instantiate
-from gradinv.experiment import choices, run_dir
+from gradinv.experiment import build_setting, choices, run_dir
 from gradinv.federated.client import FederatedClient
-from gradinv.models.build import build_model
 from gradinv.tracking.results import ResultsFile, recording
 
 log = logging.getLogger(__name__)
@@ -77,11 +76,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     started = time.perf_counter()
-    L.seed_everything(cfg.seed, verbose=False)
-    dataset = instantiate(cfg.dataset)
+    dataset, defense, model = build_setting(cfg)
     spec = dataset.spec
-    defense = instantiate(cfg.defense)
-    model = build_model(cfg.model, spec, cfg.seed, defense.prepare_model)
     client = FederatedClient(model, defense, lr=cfg.train.lr)
     train_set, test_set, split = train_test_sets(dataset, cfg.train.test_fraction, cfg.seed)
 
