@@ -356,10 +356,10 @@ class InversionModule(L.LightningModule):
         live = [i for i, state in enumerate(self.progress) if state.active]
         if self.batching is not None:
             losses = self.batched_loss(live)
+            inputs = [p for i in live for p in self.candidates[i].parameters()]
+            self.manual_backward(losses.sum(), inputs=inputs)
         else:
-            losses = torch.stack([self.loss(i) for i in live])
-        inputs = [p for i in live for p in self.candidates[i].parameters()]
-        self.manual_backward(losses.sum(), inputs=inputs)
+            losses = torch.stack([self._backward_one(i) for i in live])
         optimizers = self.optimizers(use_pl_optimizer=False)
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         for i, loss in zip(live, losses.detach().tolist()):
@@ -370,6 +370,12 @@ class InversionModule(L.LightningModule):
             self._flush_losses()
         if not any(state.active for state in self.progress):
             self.trainer.should_stop = True
+
+    def _backward_one(self, i: int) -> torch.Tensor:
+        """Problem ``i``'s loss, back-propagated at once so that only one graph is alive."""
+        loss = self.loss(i)
+        self.manual_backward(loss, inputs=list(self.candidates[i].parameters()))
+        return loss.detach()
 
     def _flush_losses(self) -> None:
         """Hand every buffered step's mean loss to the logger, each with its own step.
