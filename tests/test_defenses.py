@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 from pathlib import Path
 
@@ -199,3 +200,14 @@ def test_precode_stops_ig_and_the_precode_aware_attack_breaks_it(tmp_path):
     aware = run_config([*cell, "attack=ig_precode"], tmp_path / "aware")
     assert plain["metrics"]["psnr"] < 13  # 10.5 dB measured
     assert aware["metrics"]["psnr"] > 16  # 18.5 dB measured; 26.8 dB at 100 iterations
+
+
+def test_dia_takes_the_same_ignore_layers_field(tmp_path):
+    outcome = run_config(
+        ["dataset=cifar10", "defense=precode", "attack=dia", "attack.ignore_layers=precode",
+         "model.dropout=0.1", "attack.iterations=3"],
+        tmp_path,
+    )
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["status"] == "ok" and results["config"]["attack"]["ignore_layers"] == "precode"
+    assert outcome["metrics"]["mask_accuracy"] is not None
