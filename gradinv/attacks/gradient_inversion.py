@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from gradinv.attacks.base import Attack, AttackRuntime, Reconstruction, ServerView
 from gradinv.attacks.ignore import as_patterns, kept_names
-from gradinv.attacks.labels import infer_labels
+from gradinv.attacks.labels import attack_labels
 from gradinv.attacks.objectives import OBJECTIVES, total_variation
 from gradinv.attacks.linear_products import linear_distances, linear_layers, squared_norms
 from gradinv.attacks.vectorized import batched_distances, vectorization_blocker
@@ -149,7 +149,7 @@ class GradientInversion(Attack):
         self, server: ServerView, updates: Sequence[SharedUpdate], runtime: AttackRuntime
     ) -> list[Reconstruction]:
         problems = [
-            Problem(v, r, update, self._labels(server, update), _problem_seed(runtime.seed, v, r))
+            Problem(v, r, update, attack_labels(server.model, update, self.labels_known), _problem_seed(runtime.seed, v, r))
             for v, update in enumerate(updates)
             for r in range(self.restarts)
         ]
@@ -167,19 +167,6 @@ class GradientInversion(Attack):
             best.iterations = sum(rec.iterations for rec in candidates)
             chosen.append(best)
         return chosen
-
-    def _labels(self, server: ServerView, update: SharedUpdate) -> torch.Tensor:
-        if self.labels_known:
-            if update.labels is None:
-                raise ConfigError("attack.labels_known=true needs a client that shares labels.")
-            return update.labels
-        head = getattr(server.model, "head", None)
-        key = "head.weight"
-        if not isinstance(head, nn.Linear) or key not in update.gradients:
-            raise ConfigError(
-                "attack.labels_known=false needs a model with a linear 'head' whose gradient is shared."
-            )
-        return infer_labels(update.gradients[key], update.batch_size)
 
     def initial_images(self, problem: Problem, server: ServerView, generator: torch.Generator):
         shape = (problem.update.batch_size, *server.spec.shape)

@@ -19,7 +19,7 @@ from torch.nn.grad import conv2d_input
 
 from gradinv.attacks.base import Attack, AttackRuntime, Reconstruction, ServerView
 from gradinv.attacks.constraints import layer_system
-from gradinv.attacks.labels import infer_labels
+from gradinv.attacks.labels import attack_labels
 from gradinv.attacks.rank import rank_row
 from gradinv.attacks.rgap_chain import Step, read_chain
 from gradinv.errors import ConfigError
@@ -74,16 +74,12 @@ class RGAP(Attack):
     def _labels(self, server: ServerView, update: SharedUpdate) -> torch.Tensor:
         if update.batch_size != 1:
             raise ConfigError(f"attack=rgap needs dataset.batch_size=1, got {update.batch_size}.")
-        if self.labels_known:
-            if update.labels is None:
-                raise ConfigError("attack.labels_known=true needs a client that shares labels.")
-            return update.labels.cpu()
-        if server.model.head.out_features == 1:
+        if not self.labels_known and server.model.head.out_features == 1:
             raise ConfigError(
                 "attack.labels_known=false needs model.head=multiclass: a binary head reveals "
                 "only the label's parity."
             )
-        return infer_labels(update.gradients["head.weight"].cpu(), 1)
+        return attack_labels(server.model, update, self.labels_known).cpu()
 
 
 def _gradient(update: SharedUpdate, step: Step) -> torch.Tensor:
