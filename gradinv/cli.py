@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Callable
+from typing import Callable, TypeVar
 
 from omegaconf import DictConfig
 
 from gradinv.errors import ConfigError
 
 log = logging.getLogger("gradinv")
+T = TypeVar("T")
 
 
-def run_or_exit(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> dict[str, Any]:
+def run_or_exit(task: Callable[[DictConfig], T], cfg: DictConfig) -> T:
     """Run ``task``; on a ConfigError print its message as one line and exit with status 2."""
     try:
         return task(cfg)
