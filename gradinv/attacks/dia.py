@@ -18,6 +18,7 @@ from gradinv.attacks.base import ServerView
 from gradinv.attacks.gradient_inversion import GradientInversion, Problem, Tensors
 from gradinv.errors import ConfigError
 from gradinv.models.dropout import active_sites, mask_key
+from gradinv.models.tracing import first_inputs
 
 
 class DropoutInversion(GradientInversion):
@@ -66,23 +67,7 @@ class DropoutInversion(GradientInversion):
 
 def activation_shapes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, torch.Size]:
     """The input shape of every active dropout site for a batch of ``input_shape``."""
-    shapes: dict[str, torch.Size] = {}
-
-    def recorder(name: str):
-        def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-            shapes[name] = args[0].shape
-
-        return hook
-
-    sites = active_sites(model).items()
-    hooks = [site.register_forward_pre_hook(recorder(name)) for name, site in sites]
     parameter = next(model.parameters())
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(input_shape, dtype=parameter.dtype, device=parameter.device))
-    finally:
-        model.train(was_training)
-        for hook in hooks:
-            hook.remove()
-    return shapes
+    zeros = torch.zeros(input_shape, dtype=parameter.dtype, device=parameter.device)
+    inputs = first_inputs(model, active_sites(model), lambda: model(zeros))
+    return {name: x.shape for name, x in inputs.items()}

@@ -16,6 +16,7 @@ from torch import nn
 
 from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError
+from gradinv.models.tracing import first_inputs
 
 BOTTLENECK = "bottleneck"
 
@@ -104,21 +105,8 @@ def stochastic_parameters(model: nn.Module) -> list[str]:
 
 def _forward_order(model: nn.Module, call) -> list[str]:
     """Module names that own parameters, in the order they first run during ``call()``."""
-    order: list[str] = []
-    handles = []
-    for name, module in model.named_modules():
-        if any(True for _ in module.parameters(recurse=False)):
-            def record(module, args, name=name):
-                if name not in order:
-                    order.append(name)
-            handles.append(module.register_forward_pre_hook(record))
-    was_training = model.training
-    try:
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            model.eval()
-            call()
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
-    return order
+    owners = {
+        name: module for name, module in model.named_modules()
+        if any(True for _ in module.parameters(recurse=False))
+    }
+    return list(first_inputs(model, owners, call))
