@@ -9,7 +9,6 @@ attack's math. A benchmark, not a test: numbers depend on the machine and its lo
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import platform
 import tempfile
@@ -49,7 +48,7 @@ def _setting(cfg: DictConfig, device: torch.device):
     """Server view and shared updates of the config's victims, as a run would make them."""
     data = instantiate(cfg.dataset)
     net = build_model(cfg.model, data.spec, seed=0)
-    server = ServerView(copy.deepcopy(net).to(device), data.spec)
+    server = ServerView.of(net.to(device), data.spec, cfg.client.mode)
     client = FederatedClient(net, NoDefense(), **cfg.client).to(device)
     updates = [client.share(victim)[0] for victim in data.victims(seed=0)]
     return server, updates

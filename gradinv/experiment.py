@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 import warnings
@@ -30,7 +29,7 @@ from gradinv.tracking.wandb_logger import finish_run
 from gradinv.tracking.wandb_tables import log_per_image_table
 
 log = logging.getLogger(__name__)
-GROUPS = ("dataset", "model", "defense", "attack")
+GROUPS = ("dataset", "model", "defense", "attack", "experiment")
 PICTURE = "reconstruction.png"
 
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
@@ -99,7 +98,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     victims = dataset.victims(cfg.seed)
     device = L.Fabric(accelerator=cfg.trainer.accelerator, devices=1).device
 
-    server = ServerView(copy.deepcopy(model).to(device), spec)
+    server = ServerView.of(model.to(device), spec, cfg.client.mode)
     client = FederatedClient(model, defense, **cfg.client).to(device)
     updates, records = zip(*(client.share(victim) for victim in victims))
 

@@ -28,7 +28,7 @@ def test_products_equal_explicit_gradients_for_every_problem(objective):
     torch.manual_seed(0)
     model = Tokens().double()
     names = [n for n, _ in model.named_parameters() if n != "embed.bias"]
-    layers = linear_layers(model, names, "eval", objective)
+    layers = linear_layers(model, names, objective)
     assert set(layers) == {"embed", "mix", "head"}
     images = torch.randn(3, 2, 24, dtype=torch.float64, requires_grad=True)
     labels = torch.randint(0, 3, (3, 2))
@@ -49,5 +49,5 @@ def test_products_equal_explicit_gradients_for_every_problem(objective):
 
 def test_products_do_not_apply_beyond_linear_layers():
     conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2))
-    assert linear_layers(conv, ["0.weight", "2.weight"], "eval", "cosine") is None
-    assert linear_layers(conv, ["2.weight"], "eval", "cosine") == {"2": conv[2]}
+    assert linear_layers(conv, ["0.weight", "2.weight"], "cosine") is None
+    assert linear_layers(conv, ["2.weight"], "cosine") == {"2": conv[2]}

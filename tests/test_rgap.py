@@ -49,7 +49,7 @@ def test_exact_recovery_tiny_conv_net_float64():
     image, label = torch.rand(1, 1, 8, 8, dtype=torch.float64), torch.tensor([2])
     grads = parameter_gradients(model, image, label)
     update = SharedUpdate({k: g.detach() for k, g in grads.items()}, 1, label)
-    server = ServerView(model, DataSpec("tiny", 1, 8, 3, (0.0,), (1.0,)))
+    server = ServerView.of(model, DataSpec("tiny", 1, 8, 3, (0.0,), (1.0,)))
     attack = RGAP()
     (rec,) = attack.reconstruct(server, [update], AttackRuntime(seed=0, make_trainer=None))
     psnr = 10 * torch.log10(1 / (rec.images - image).pow(2).mean())

@@ -55,9 +55,9 @@ def quiet_trainer(steps: int, callbacks: list) -> L.Trainer:
     )
 
 
-def shared_updates(model, spec: DataSpec, victims: int, batch: int = 1):
+def shared_updates(model, spec: DataSpec, victims: int, batch: int = 1, client_mode: str = "train"):
     torch.manual_seed(1)
-    client = FederatedClient(model, Defense(), mode="train")
+    client = FederatedClient(model, Defense(), mode=client_mode)
     images = torch.randn(victims, batch, *spec.shape)
     labels = torch.randint(0, spec.num_classes, (victims, batch))
     from gradinv.data.victims import VictimBatch
@@ -65,10 +65,12 @@ def shared_updates(model, spec: DataSpec, victims: int, batch: int = 1):
     return [client.share(VictimBatch(x, y, ()))[0] for x, y in zip(images, labels)]
 
 
-def attack_images(attack: GradientInversion, model, spec: DataSpec, victims: int) -> list:
+def attack_images(
+    attack: GradientInversion, model, spec: DataSpec, victims: int, client_mode: str = "train"
+) -> list:
     torch.manual_seed(0)
-    updates = shared_updates(model, spec, victims)
-    server = ServerView(model, spec)
+    server = ServerView.of(model, spec, client_mode)
+    updates = shared_updates(model, spec, victims, client_mode=client_mode)
     runtime = AttackRuntime(seed=3, make_trainer=quiet_trainer)
     return [rec for rec in attack.reconstruct(server, updates, runtime)]
 
@@ -108,43 +110,44 @@ def test_vectorized_learned_masks_equal_one_by_one_with_early_stopping():
     assert any(rec.iterations < 16 for rec in batched)
 
 
-def test_vectorized_resnet_with_batch_norm_in_eval_mode_equals_one_by_one():
+@pytest.mark.parametrize("client_mode", ["train", "eval"])
+def test_vectorized_resnet_with_batch_norm_equals_one_by_one(client_mode, caplog):
+    """Batch statistics (client in train mode) or running ones (eval): vmap matches the loop."""
     def resnet():
         torch.manual_seed(0)
         return ResNet18(CIFAR_LIKE.shape, 10)
 
     attack = dict(iterations=2, restarts=1, signed=False)
-    loop = attack_images(GradientInversion(vectorize=False, **attack), resnet(), CIFAR_LIKE, 2)
-    batched = attack_images(GradientInversion(vectorize=True, **attack), resnet(), CIFAR_LIKE, 2)
+    loop = attack_images(GradientInversion(vectorize=False, **attack), resnet(), CIFAR_LIKE, 2, client_mode)
+    with caplog.at_level("INFO"):
+        batched = attack_images(GradientInversion(vectorize=True, **attack), resnet(), CIFAR_LIKE, 2, client_mode)
+    assert "one by one" not in caplog.text  # two ResNet-18 problems fit the vmap path
     assert_same(loop, batched)
 
 
-@pytest.mark.parametrize(
-    ("model", "reason"),
-    [
-        (lambda: ResNet18(CIFAR_LIKE.shape, 10), "batch norm"),
-        (lambda: mlp(0.25), "samples dropout masks at features.3"),
-    ],
-)
-def test_train_mode_that_vmap_cannot_replay_falls_back_to_the_loop(model, reason, caplog):
-    spec = CIFAR_LIKE if reason == "batch norm" else MNIST_LIKE
-    net = model()
-    updates = shared_updates(net, spec, victims=2)
-    attack = GradientInversion(iterations=1, model_mode="train")
+def test_batch_statistics_keep_problems_apart_so_products_do_not_apply():
+    """A client in train mode normalizes per batch: problems may not share one forward batch."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 10)
+    )
+    updates = shared_updates(net, MNIST_LIKE, victims=2, batch=2)
     problems = [Problem(v, 0, u, u.labels, v) for v, u in enumerate(updates)]
-    module = InversionModule(attack, ServerView(net, spec), problems)
-    with caplog.at_level("INFO"):
-        module.on_fit_start()
-    assert module.batching is None
-    assert reason in caplog.text
+    attack = GradientInversion(iterations=1, ignore_layers=["2.*"])  # match the linear layers only
+    module = InversionModule(attack, ServerView.of(net, MNIST_LIKE), problems)
+    module.on_fit_start()
+    assert module.batching == "vmap"
+    module = InversionModule(attack, ServerView.of(net, MNIST_LIKE, client_mode="eval"), problems)
+    module.on_fit_start()
+    assert module.batching == "products"
 
 
-def test_learned_masks_in_train_mode_stay_vectorized():
+def test_learned_masks_stay_vectorized():
     net = mlp(0.25)
     updates = shared_updates(net, MNIST_LIKE, victims=2)
-    attack = LearnedMasks(iterations=1, model_mode="train")
+    attack = LearnedMasks(iterations=1)
     problems = [Problem(v, 0, u, u.labels, v) for v, u in enumerate(updates)]
-    module = InversionModule(attack, ServerView(net, MNIST_LIKE), problems)
+    module = InversionModule(attack, ServerView.of(net, MNIST_LIKE), problems)
     module.on_fit_start()
     assert module.batching == "products"
 

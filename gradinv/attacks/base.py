@@ -6,9 +6,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+import copy
+
 import lightning as L
 import torch
 from torch import nn
+from torch.func import replace_all_batch_norm_modules_
 
 from gradinv.data.spec import DataSpec
 from gradinv.federated.update import SharedUpdate
@@ -16,10 +19,31 @@ from gradinv.federated.update import SharedUpdate
 
 @dataclass(frozen=True)
 class ServerView:
-    """What the server, and so the attacker, holds: the global model and the data's public spec."""
+    """What the server, and so the attacker, holds: the global model and the data's public spec.
+
+    ``model`` computes the client's function once it is given the client's randomness (masks,
+    samples); build it with ``ServerView.of``.
+    """
 
     model: nn.Module
     spec: DataSpec
+
+    @classmethod
+    def of(cls, model: nn.Module, spec: DataSpec, client_mode: str = "train") -> "ServerView":
+        """The server's copy of ``model``, set up to simulate a client that ran in ``client_mode``.
+
+        Normalization follows the client: a client in train mode normalizes with its batch's own
+        statistics, so the copy's batch norm always does (``torch.func``'s
+        ``replace_all_batch_norm_modules_``: no running statistics are read or updated, which
+        also lets ``vmap`` give every problem its own batch statistics); in eval mode it keeps
+        the running statistics the server holds. The copy itself stays in eval mode, so its
+        stochastic layers act only through randomness an attack supplies (learned or replayed
+        masks, samples), except those that sample in every mode (PRECODE's bottleneck).
+        """
+        replica = copy.deepcopy(model)
+        if client_mode == "train":
+            replace_all_batch_norm_modules_(replica)
+        return cls(replica.eval(), spec)
 
 
 @dataclass

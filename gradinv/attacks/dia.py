@@ -12,13 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 from gradinv.attacks.base import ServerView
 from gradinv.attacks.gradient_inversion import GradientInversion, Problem, Tensors
 from gradinv.errors import ConfigError
 from gradinv.models.dropout import active_sites, mask_key
-from gradinv.models.tracing import first_inputs
+from gradinv.models.stochastic import randomness_shapes
 
 
 class DropoutInversion(GradientInversion):
@@ -41,12 +40,11 @@ class DropoutInversion(GradientInversion):
         sites = active_sites(server.model)
         if not sites:
             return {}
-        shapes = activation_shapes(server.model, (problem.update.batch_size, *server.spec.shape))
+        shapes = randomness_shapes(server.model, (problem.update.batch_size, *server.spec.shape), sites)
         self.rates = {mask_key(name): site.p for name, site in sites.items()}
+        empty = torch.empty(0)
         return {
-            mask_key(name): torch.bernoulli(
-                torch.full(shapes[name], 1 - site.p), generator=generator
-            )
+            mask_key(name): site.draw(shapes[mask_key(name)], empty, generator)
             for name, site in sites.items()
         }
 
@@ -64,10 +62,3 @@ class DropoutInversion(GradientInversion):
         for mask in variables.values():
             mask.clamp_(0.0, 1.0)
 
-
-def activation_shapes(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, torch.Size]:
-    """The input shape of every active dropout site for a batch of ``input_shape``."""
-    parameter = next(model.parameters())
-    zeros = torch.zeros(input_shape, dtype=parameter.dtype, device=parameter.device)
-    inputs = first_inputs(model, active_sites(model), lambda: model(zeros))
-    return {name: x.shape for name, x in inputs.items()}

@@ -24,10 +24,11 @@ from gradinv.attacks.ignore import as_patterns, kept_names
 from gradinv.attacks.labels import attack_labels
 from gradinv.attacks.objectives import OBJECTIVES, total_variation
 from gradinv.attacks.linear_products import linear_distances, linear_layers, squared_norms
-from gradinv.attacks.vectorized import batched_distances, vectorization_blocker
+from gradinv.attacks.vectorized import batched_distances
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.federated.update import SharedUpdate
+from gradinv.models.stochastic import StochasticLayer, randomness_shapes, stochastic_layers
 
 Tensors = dict[str, torch.Tensor]
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class GradientInversion(Attack):
         init: str = "randn",
         restarts: int = 1,
         labels_known: bool = True,
-        model_mode: str = "eval",
+        samples_known: bool = False,
         keep_best: bool = False,
         stop_patience: int | None = None,
         stop_loss: float | None = None,
@@ -93,8 +94,6 @@ class GradientInversion(Attack):
             )
         if init not in ("randn", "rand", "zeros"):
             raise ConfigError(f"attack.init must be 'randn', 'rand' or 'zeros', got '{init}'.")
-        if model_mode not in ("train", "eval"):
-            raise ConfigError(f"attack.model_mode must be 'train' or 'eval', got '{model_mode}'.")
         if tv_weight < 0:
             raise ConfigError(f"attack.tv_weight must be non-negative, got {tv_weight}.")
         self.iterations = iterations
@@ -111,7 +110,7 @@ class GradientInversion(Attack):
         self.init = init
         self.restarts = restarts
         self.labels_known = labels_known
-        self.model_mode = model_mode
+        self.samples_known = samples_known
         self.keep_best = keep_best
         self.stop_patience = stop_patience
         self.stop_loss = stop_loss
@@ -121,7 +120,7 @@ class GradientInversion(Attack):
 
     # ----------------------------------------------------------------- extension points
     def knowledge(self) -> dict[str, Any]:
-        return {"labels_known": self.labels_known}
+        return {"labels_known": self.labels_known, "samples_known": self.samples_known}
 
     def init_variables(
         self, problem: Problem, server: ServerView, generator: torch.Generator
@@ -188,6 +187,15 @@ class GradientInversion(Attack):
         return None
 
 
+def _sampled_shapes(server: ServerView, problem: Problem) -> dict[str, tuple[StochasticLayer, torch.Size]]:
+    """The layers that draw randomness on the attacker's side too, with their draws' shapes."""
+    layers = {n: m for n, m in stochastic_layers(server.model).items() if m.samples_in_eval}
+    if not layers:
+        return {}
+    shapes = randomness_shapes(server.model, (problem.update.batch_size, *server.spec.shape), layers)
+    return {key: (layer, shapes[key]) for key, layer in zip(shapes, layers.values())}
+
+
 def _problem_seed(seed: int, victim: int, restart: int) -> int:
     """A seed per problem, so that vectorized and one-by-one runs start from the same point."""
     return (seed * 1_000_003 + victim * 10_007 + restart) % (2**63 - 1)
@@ -226,6 +234,8 @@ class InversionModule(L.LightningModule):
             params.update({f"v{j}": nn.Parameter(t) for j, t in enumerate(extra.values())})
             self.candidates.append(nn.ParameterDict(params))
         self.progress = [_Progress() for _ in problems]
+        self.sampled = [_sampled_shapes(server, p) for p in problems]
+        self.generators: list[torch.Generator] = []
         self.schedulers: list[Any] = []
         self.targets: list[Tensors] = []
         self.labels: list[torch.Tensor] = []
@@ -234,9 +244,13 @@ class InversionModule(L.LightningModule):
         self.pending_losses: list[tuple[int, float]] = []
 
     def train(self, mode: bool = True) -> "InversionModule":
-        """Lightning switches modules to train mode; the server model keeps the attack's mode."""
+        """Lightning switches modules to train mode; the server model stays in eval mode.
+
+        Its normalization already follows the client's (``ServerView.of``); its stochastic
+        layers act through the randomness the attack supplies.
+        """
         super().train(mode)
-        self.model.train(self.attack.model_mode == "train")
+        self.model.eval()
         return self
 
     def variables(self, i: int) -> Tensors:
@@ -253,6 +267,9 @@ class InversionModule(L.LightningModule):
         return optimizers
 
     def on_fit_start(self) -> None:
+        self.generators = [
+            torch.Generator(device=self.device).manual_seed(p.seed + 1) for p in self.problems
+        ]
         for problem in self.problems:
             names = self.names[len(self.targets)]
             self.targets.append({k: problem.update.gradients[k].to(self.device) for k in names})
@@ -275,20 +292,17 @@ class InversionModule(L.LightningModule):
         None: the loop over problems.
         """
         buffers = [self.attack.buffers(p, self.variables(i)) for i, p in enumerate(self.problems)]
-        blocker = vectorization_blocker(self.model, self.attack.model_mode, set(buffers[0]))
         layouts = {
             (
                 tuple(c["images"].shape), tuple(self.labels[i].shape), tuple(self.names[i]),
                 tuple((k, tuple(v.shape)) for k, v in buffers[i].items()),
+                tuple((k, tuple(shape)) for k, (_, shape) in self.sampled[i].items()),
             )
             for i, c in enumerate(self.candidates)
         }
-        if blocker is None and len(layouts) > 1:
-            blocker = "problems of different shapes"
+        blocker = "problems of different shapes" if len(layouts) > 1 else None
         if blocker is None:
-            self.layers = linear_layers(
-                self.model, self.names[0], self.attack.model_mode, self.attack.objective_name
-            )
+            self.layers = linear_layers(self.model, self.names[0], self.attack.objective_name)
             if self.layers is not None:
                 return "products"
             stacked = len(self.problems) * sum(t.numel() for t in self.targets[0].values())
@@ -304,9 +318,9 @@ class InversionModule(L.LightningModule):
     def loss(self, i: int, create_graph: bool = True) -> torch.Tensor:
         """Gradient distance plus prior for problem ``i`` at its current candidate."""
         images, variables = self.candidates[i]["images"], self.variables(i)
-        buffers = self.attack.buffers(self.problems[i], variables)
         grads = parameter_gradients(
-            self.model, images, self.labels[i], self.names[i], buffers, create_graph=create_graph
+            self.model, images, self.labels[i], self.names[i], self.forward_buffers(i, variables),
+            create_graph=create_graph,
         )
         distance = self.attack.objective(grads, self.targets[i])
         if not create_graph:
@@ -317,7 +331,7 @@ class InversionModule(L.LightningModule):
         """``loss(i)`` for every problem in ``live``, with one ``vmap`` for the gradient distances."""
         images = [self.candidates[i]["images"] for i in live]
         variables = [self.variables(i) for i in live]
-        buffers = [self.attack.buffers(self.problems[i], v) for i, v in zip(live, variables)]
+        buffers = [self.forward_buffers(i, v) for i, v in zip(live, variables)]
         stacked = (
             torch.stack(images),
             self._rows(self.stacked_labels, live),
@@ -333,6 +347,26 @@ class InversionModule(L.LightningModule):
             distances = batched_distances(self.model, *stacked, self.attack.objective)
         priors = [self.attack.regularizer(x, v) for x, v in zip(images, variables)]
         return distances + torch.stack(priors)
+
+    def forward_buffers(self, i: int, variables: Tensors) -> Tensors:
+        """Problem ``i``'s buffers for one forward: the attack's, plus the draws of layers that
+        sample in every mode (PRECODE), fresh from the problem's generator at every call, or the
+        client's own when the threat model grants them (``attack.samples_known``)."""
+        buffers = dict(self.attack.buffers(self.problems[i], variables))
+        if not self.sampled[i]:
+            return buffers
+        if self.attack.samples_known:
+            granted = self.problems[i].update.samples
+            if granted is None:
+                raise ConfigError(
+                    "attack.samples_known=true needs a client that shares its samples "
+                    "(client.share_samples=true)."
+                )
+            return {**buffers, **{k: granted[k].to(self.device) for k in self.sampled[i]}}
+        like = self.candidates[i]["images"]
+        for key, (layer, shape) in self.sampled[i].items():
+            buffers[key] = layer.draw(shape, like, self.generators[i])
+        return buffers
 
     def _rows(self, stacked: torch.Tensor, live: list[int]) -> torch.Tensor:
         """The live problems' rows of a tensor stacked over all problems (no copy if all live)."""

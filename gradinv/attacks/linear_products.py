@@ -22,15 +22,13 @@ from gradinv.federated.gradients import training_loss
 Tensors = dict[str, torch.Tensor]
 
 
-def linear_layers(model: nn.Module, names: list[str], model_mode: str, objective: str):
+def linear_layers(model: nn.Module, names: list[str], objective: str):
     """The linear modules owning the matched parameters, or None when the identity does not apply."""
     if objective not in PRODUCT_FORMS:
         return None
     if any(hasattr(m, "auxiliary_loss") for m in model.modules()):
         return None
-    if model_mode == "train" and any(
-        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()
-    ):
+    if any(_batch_statistics(m) for m in model.modules()):
         return None
     owners = {}
     modules = dict(model.named_modules())
@@ -96,3 +94,10 @@ def linear_distances(
 def squared_norms(targets: Tensors) -> torch.Tensor:
     """Each problem's squared norm over all its (stacked) target gradients."""
     return sum(t.flatten(1).pow(2).sum(dim=1) for t in targets.values())
+
+
+def _batch_statistics(module: nn.Module) -> bool:
+    """Whether ``module`` normalizes with its batch's statistics (samples then interact)."""
+    return isinstance(module, nn.modules.batchnorm._BatchNorm) and (
+        module.training or module.running_mean is None
+    )

@@ -1,14 +1,18 @@
 """PRECODE (Scheliga et al., WACV 2022): a variational bottleneck right before the classifier.
 
-The bottleneck encodes the features to a mean and a softplus scale of ``latent`` units, samples
-``z = mu + scale * eps`` in train mode (the mean in eval mode, so a server or attacker that
-runs the model in eval mode gets a deterministic forward), decodes ``z`` back to the feature
-size and sets ``auxiliary_loss = beta * KL(q || N(0, I))``, which ``training_loss`` adds for
-client and attacker alike. It is installed as ``model.bottleneck`` and applied to the input of
-``model.head`` by a forward pre-hook, so the classifier keeps its name ``head.*``.
+As in its authors' code, the bottleneck encodes the features to a mean and a softplus scale
+of ``latent`` units, always samples ``z = mu + scale * eps`` (in eval mode too), decodes ``z``
+back to the feature size and sets ``auxiliary_loss = beta * KL(q || N(0, I))`` with the KL in
+bits (nats / ln 2, as the authors compute it), which ``training_loss`` adds for client and
+attacker alike. ``eps`` is the layer's randomness (``bottleneck.noise``): the client records
+it, and an attacker supplies its own draws, or the client's when the threat model grants them.
+It is installed as ``model.bottleneck`` and applied to the input of ``model.head`` by a forward
+pre-hook, so the classifier keeps its name ``head.*``.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -16,13 +20,17 @@ from torch import nn
 
 from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError
+from gradinv.models.stochastic import StochasticLayer
 from gradinv.models.tracing import first_inputs
 
 BOTTLENECK = "bottleneck"
 
 
-class VariationalBottleneck(nn.Module):
+class VariationalBottleneck(StochasticLayer):
     """Linear encoder to (mean, softplus scale), reparametrized sample, linear decoder."""
+
+    randomness = "noise"
+    samples_in_eval = True
 
     def __init__(self, features: int, latent: int = 256, beta: float = 1e-3) -> None:
         super().__init__()
@@ -32,18 +40,24 @@ class VariationalBottleneck(nn.Module):
         self.decoder = nn.Linear(latent, features)
         self.auxiliary_loss: torch.Tensor | None = None
 
+    def randomness_shape(self, x: torch.Tensor) -> torch.Size:
+        return torch.Size((*x.shape[:-1], self.latent))
+
+    def draw(self, shape: torch.Size, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(shape, dtype=like.dtype, device=like.device, generator=generator)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean, raw_scale = self.encoder(x).split(self.latent, dim=-1)
         scale = F.softplus(raw_scale)
-        z = mean + scale * torch.randn_like(scale) if self.training else mean
+        z = mean + scale * self.sample(x)
         self.auxiliary_loss = self.beta * kl_to_standard_normal(mean, scale)
         return self.decoder(z)
 
 
 def kl_to_standard_normal(mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, scale^2) || N(0, I)), summed over latent units and averaged over the batch."""
+    """KL(N(mean, scale^2) || N(0, I)) in bits, summed over latent units, averaged over the batch."""
     kl = 0.5 * (mean.pow(2) + scale.pow(2) - 1) - torch.log(scale)
-    return kl.sum(dim=-1).mean()
+    return kl.sum(dim=-1).mean() / math.log(2)
 
 
 class _ThroughBottleneck:

@@ -11,7 +11,8 @@ from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import parameter_gradients, training_loss
 from gradinv.federated.update import PrivateRecord, SharedUpdate
-from gradinv.models.dropout import recording_masks
+from gradinv.models.dropout import active_sites, mask_key
+from gradinv.models.stochastic import recording_randomness
 
 MODES = ("train", "eval")
 
@@ -26,6 +27,7 @@ class FederatedClient(L.LightningModule):
         mode: str = "train",
         share_labels: bool = True,
         share_masks: bool = False,
+        share_samples: bool = False,
         lr: float = 0.1,
     ) -> None:
         super().__init__()
@@ -36,6 +38,7 @@ class FederatedClient(L.LightningModule):
         self.mode = mode
         self.share_labels = share_labels
         self.share_masks = share_masks
+        self.share_samples = share_samples
         self.lr = lr
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -68,14 +71,17 @@ class FederatedClient(L.LightningModule):
         self.model.train(self.mode == "train")
         images = victim.images.to(self.device)
         labels = victim.labels.to(self.device)
-        with recording_masks(self.model) as masks:
+        with recording_randomness(self.model) as drawn:
             gradients = parameter_gradients(self.model, images, labels)
         gradients = self.defense.protect({k: g.detach() for k, g in gradients.items()}, self.model)
-        masks = {k: m.detach() for k, m in masks.items()}
+        dropout = {mask_key(site) for site in active_sites(self.model)}
+        masks = {k: m.detach() for k, m in drawn.items() if k in dropout}
+        samples = {k: s.detach() for k, s in drawn.items() if k not in masks}
         update = SharedUpdate(
             gradients=gradients,
             batch_size=len(labels),
             labels=labels.clone() if self.share_labels else None,
             masks=dict(masks) if self.share_masks else None,
+            samples=dict(samples) if self.share_samples else None,
         )
-        return update, PrivateRecord(images, labels, masks, victim.indices)
+        return update, PrivateRecord(images, labels, masks, victim.indices, samples)

@@ -3,39 +3,44 @@
 A mask is a tensor shaped like the activation (batch included) with 1 = kept. Kept units are
 scaled by 1 / (1 - p), as in ``torch.nn.Dropout``. A given mask is supplied as the buffer
 ``<site>.mask``, e.g. through ``torch.func.functional_call``; it may be binary (replay of a
-recorded mask) or continuous and differentiable (a mask the attacker learns).
+recorded mask) or continuous and differentiable (a mask the attacker learns). Without a given
+mask, dropout is active in train mode only: an attacker that models no masks (IG) runs the
+model in eval mode, as the DIA authors' ``attacker_train_mode: false``.
 """
 
 from __future__ import annotations
-
-from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from torch import nn
 
 from gradinv.errors import ConfigError
+from gradinv.models.stochastic import StochasticLayer
 
 
-class MaskedDropout(nn.Module):
+class MaskedDropout(StochasticLayer):
     """Inverted dropout whose masks can be recorded, replayed, or learned."""
+
+    randomness = "mask"
+    samples_in_eval = False
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
         self.p = check_rate(p)
-        self.record = False
-        self.last_mask: torch.Tensor | None = None
-        self.register_buffer("mask", None, persistent=False)
+
+    @property
+    def active(self) -> bool:
+        return self.p > 0
+
+    def randomness_shape(self, x: torch.Tensor) -> torch.Size:
+        return x.shape
+
+    def draw(self, shape: torch.Size, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        mask = torch.empty(shape, dtype=like.dtype, device=like.device)
+        return mask.bernoulli_(1 - self.p, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mask is not None:
-            return x * self.mask / (1 - self.p)
-        if not self.training or self.p == 0:
-            return x
-        mask = torch.empty_like(x).bernoulli_(1 - self.p)
-        if self.record:
-            self.last_mask = mask
-        return x * mask / (1 - self.p)
+        mask = self.sample(x)
+        return x if mask is None else x * mask / (1 - self.p)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -43,7 +48,7 @@ class MaskedDropout(nn.Module):
 
 def check_rate(p: float) -> float:
     """Dropout rates lie in [0, 1); anything else stops the run with the field's name."""
-    if not isinstance(p, (int, float)) or not 0 <= p < 1:
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
         raise ConfigError(f"model.dropout must be a number in [0, 1), got {p}.")
     return float(p)
 
@@ -60,20 +65,4 @@ def active_sites(model: nn.Module) -> dict[str, MaskedDropout]:
 
 def mask_key(site: str) -> str:
     """The buffer name under which a site's mask is supplied to ``functional_call``."""
-    return f"{site}.mask"
-
-
-@contextmanager
-def recording_masks(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
-    """Record the masks sampled during the enclosed forward pass, keyed by ``mask_key``."""
-    sites = active_sites(model)
-    masks: dict[str, torch.Tensor] = {}
-    for site in sites.values():
-        site.record, site.last_mask = True, None
-    try:
-        yield masks
-    finally:
-        for name, site in sites.items():
-            if site.last_mask is not None:
-                masks[mask_key(name)] = site.last_mask
-            site.record, site.last_mask = False, None
+    return f"{site}.{MaskedDropout.randomness}"
