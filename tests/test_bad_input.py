@@ -18,7 +18,7 @@ from tests.helpers import REPO_ROOT, compose_config, run_config
         (["model.dropout=-0.1"], "model.dropout must be a number in [0, 1), got -0.1."),
         (["attack.iterations=-5"], "attack.iterations must be a positive integer, got -5."),
         (["attack.restarts=0"], "attack.restarts must be a positive integer, got 0."),
-        (["model=vit_b16"], "model.patch_size must divide the image size 28, got 16."),
+        (["model=vit_b16"], "model.patch_size must be a positive integer dividing the image size 28, got 16."),
         (["dataset=folder"], "dataset.path is required for dataset=folder: set it to a folder of images."),
         (["dataset=imagenet"], "dataset.root is required for dataset=imagenet"),
         (["dataset.batch_size=200"], "dataset.num_victims x dataset.batch_size = 200 exceeds the 128"),
@@ -40,7 +40,7 @@ def test_unknown_group_option_names_the_group_and_the_choices(tmp_path):
 
 
 def test_model_that_does_not_fit_the_data_shape(tmp_path):
-    with pytest.raises(ConfigError, match=r"model.patch_size must divide the image size 32, got 5"):
+    with pytest.raises(ConfigError, match=r"model.patch_size must be a positive integer dividing the image size 32, got 5"):
         run_config(["dataset=cifar10", "model=vit", "model.patch_size=5"], tmp_path)
 
 

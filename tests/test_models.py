@@ -13,7 +13,7 @@ TARGETS = {
     "mlp": ("gradinv.models.mlp.MLP", 3),
     "cnn": ("gradinv.models.cnn.CNN", 3),
     "resnet18": ("gradinv.models.resnet.ResNet18", 4),
-    "vit": ("gradinv.models.vit.ViT", 1 + 4 * 2),
+    "vit": ("gradinv.models.vit.ViT", 1 + 4 * 4),
 }
 
 

@@ -1,7 +1,12 @@
-"""Vision Transformer with explicit attention, so that it has a double backward on every device.
+"""The DIA authors' Vision Transformer (lucidrains' vit-pytorch as in their ``src/models/vit.py``).
 
-``F.scaled_dot_product_attention`` has no double backward on CPU and hides the attention
-weights, which carry a dropout site of their own; attention is therefore written out.
+Point by point as theirs: patch embedding by one linear layer, a class token and learned
+positions both drawn from ``randn``, dropout on the embeddings, pre-norm blocks whose attention
+has a bias-free qkv projection, dropout on the attention weights and after the output
+projection, a feed-forward block with dropout after its GELU and after its output, and a
+LayerNorm + linear head on the class token: 1 + 4 x depth dropout sites. Attention is written
+out because ``F.scaled_dot_product_attention`` has no double backward on CPU and hides the
+attention weights that carry a dropout site.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from gradinv.models.dropout import MaskedDropout
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with dropout on the attention weights."""
+    """Multi-head self-attention: bias-free qkv, dropout on the weights and after the projection."""
 
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
@@ -24,9 +29,9 @@ class Attention(nn.Module):
             raise ConfigError(f"model.heads must divide model.dim, got dim={dim}, heads={heads}.")
         self.heads = heads
         self.scale = (dim // heads) ** -0.5
-        self.qkv = nn.Linear(dim, 3 * dim)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.attn_drop = MaskedDropout(dropout)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = nn.Sequential(nn.Linear(dim, dim), MaskedDropout(dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.heads)
@@ -35,7 +40,7 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block; dropout on the MLP's output."""
+    """Pre-norm transformer block; the feed-forward part drops after its GELU and its output."""
 
     def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float) -> None:
         super().__init__()
@@ -43,7 +48,8 @@ class Block(nn.Module):
         self.attn = Attention(dim, heads, dropout)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(
-            nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim), MaskedDropout(dropout)
+            nn.Linear(dim, mlp_dim), nn.GELU(), MaskedDropout(dropout),
+            nn.Linear(mlp_dim, dim), MaskedDropout(dropout),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,7 +65,7 @@ class ViT(nn.Module):
         input_shape: tuple[int, int, int],
         num_classes: int,
         dropout: float = 0.0,
-        patch_size: int | None = None,
+        patch_size: int = 4,
         dim: int = 256,
         depth: int = 4,
         heads: int = 16,
@@ -67,17 +73,17 @@ class ViT(nn.Module):
     ) -> None:
         super().__init__()
         channels, size, _ = input_shape
-        patch = patch_size or (7 if size % 4 else 4)
-        if size % patch:
+        if not isinstance(patch_size, int) or patch_size < 1 or size % patch_size:
             raise ConfigError(
-                f"model.patch_size must divide the image size {size}, got {patch}."
+                f"model.patch_size must be a positive integer dividing the image size {size}, "
+                f"got {patch_size}."
             )
         self.patch_embed = nn.Sequential(
-            Rearrange("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch, p2=patch),
-            nn.Linear(channels * patch * patch, dim),
+            Rearrange("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch_size, p2=patch_size),
+            nn.Linear(channels * patch_size * patch_size, dim),
         )
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = nn.Parameter(torch.randn(1, (size // patch) ** 2 + 1, dim) * 0.02)
+        self.pos_embed = nn.Parameter(torch.randn(1, (size // patch_size) ** 2 + 1, dim))
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
         self.embed_drop = MaskedDropout(dropout)
         self.blocks = nn.Sequential(*(Block(dim, heads, mlp_dim, dropout) for _ in range(depth)))
         self.norm = nn.LayerNorm(dim)
