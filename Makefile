@@ -50,12 +50,10 @@ PPP_DEFENSES  ?= none,precode,ppp,noise
 PPP_MODELS    ?= mlp,cnn,resnet18
 SWEEP_RUN      = $(PYTHON) gradinv/main.py -m trainer.enable_progress_bar=false
 BUDGET         = attack.iterations=$(ITERS) dataset.num_victims=$(VICTIMS)
-# The DIA paper's setting for every attack of its table, so that IG differs from DIA only in
-# the masks (for dia and wiig these are their defaults already).
+# The DIA paper's setting (conf/experiment/dia_paper.yaml) for every attack of its table, so
+# that IG differs from DIA only in the masks.
 DIA_ITERS     ?= $(if $(QUICK),100,20000)
-DIA_SETTING    = attack.iterations=$(DIA_ITERS) dataset.num_victims=$(VICTIMS) attack.tv_weight=1e-5 \
-                 attack.lr_schedule=plateau attack.plateau_patience=800 attack.keep_best=true \
-                 attack.stop_patience=4000 attack.stop_loss=1e-5
+DIA_SETTING    = +experiment=dia_paper attack.iterations=$(DIA_ITERS) dataset.num_victims=$(VICTIMS)
 ANALYZE        = $(PYTHON) -m multirun_analysis $(SWEEP) --out $(SWEEP)/analysis
 need           = $(or $($(1)),$(error $@ without QUICK=1 needs $(1)=..., e.g. $(1)=/data/imagenet))
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gradinv.attacks.base import ServerView
-from gradinv.attacks.dia import DropoutInversion, activation_shapes
+from gradinv.attacks.dia import DropoutInversion
 from gradinv.attacks.gradient_inversion import Problem
 from gradinv.attacks.wiig import WellInformedIG
 from gradinv.data.datasets import MNIST
@@ -23,18 +23,13 @@ from tests.helpers import run_config
 
 # 4 shipped MNIST digits batched in one victim, the issue's reference setting.
 MNIST4 = ["dataset.batch_size=4", "model.dropout=0.25"]
-# IG in DIA's setting (TV 1e-5, plateau schedule, best iterate): only the mask modelling differs.
-IG_AS_DIA = [
-    "attack.tv_weight=1e-5", "attack.lr_schedule=plateau", "attack.keep_best=true",
-    "attack.stop_patience=4000", "attack.stop_loss=1e-5",
-]
 
 
 def shared_round(p: float, share_masks: bool, batch: int = 4):
     """A seeded MLP under dropout ``p``, the server's copy, one client round on MNIST samples."""
     torch.manual_seed(0)
     model = MLP((1, 28, 28), 10, dropout=p, width=64)
-    server = ServerView(copy.deepcopy(model), MNIST.spec)
+    server = ServerView.of(model, MNIST.spec)
     client = FederatedClient(model, NoDefense(), share_masks=share_masks)
     victim = MNIST(batch_size=batch).victims(seed=0)[0]
     update, record = client.share(victim)
@@ -48,22 +43,23 @@ def test_dia_learns_the_true_masks_far_above_chance(tmp_path):
     assert metrics["mask_accuracy"] > 0.95
     for site in ("features.3", "features.6", "features.9"):
         assert metrics[f"mask_accuracy/{site}"] > 0.9
-    assert outcome["knowledge"] == {"labels_known": True, "masks_known": False}
+    assert outcome["knowledge"] == {"labels_known": True, "samples_known": False, "masks_known": False}
 
 
 def test_dia_beats_ig_by_a_wide_margin_under_dropout(tmp_path):
     budget = ["attack.iterations=100", *MNIST4]
     dia = run_config(["attack=dia", *budget], tmp_path / "dia")["metrics"]
-    ig = run_config(["attack=ig", *IG_AS_DIA, *budget], tmp_path / "ig")["metrics"]
+    ig = run_config(["attack=ig", *budget], tmp_path / "ig")["metrics"]
     assert ig["psnr"] < 22
     assert dia["psnr"] > ig["psnr"] + 12
     assert dia["ssim"] > 0.8 > ig["ssim"]
 
 
-def test_dia_without_dropout_is_exactly_ig(tmp_path):
+def test_dia_without_dropout_is_exactly_ig_in_the_default_setting(tmp_path):
+    """With no experiment chosen, ig and dia share one setting: at p = 0 they are one attack."""
     budget = ["attack.iterations=20", "dataset.batch_size=2", "model.dropout=0"]
     dia = run_config(["attack=dia", *budget], tmp_path / "dia")
-    ig = run_config(["attack=ig", *IG_AS_DIA, *budget], tmp_path / "ig")
+    ig = run_config(["attack=ig", *budget], tmp_path / "ig")
     assert dia["per_image"] == ig["per_image"]
     assert dia["metrics"]["gradient_loss"] == ig["metrics"]["gradient_loss"]
     assert dia["metrics"]["mask_accuracy"] is None
@@ -74,7 +70,6 @@ def test_wiig_gradient_loss_is_zero_at_the_true_images():
     server, update, record = shared_round(p=0.5, share_masks=True)
     wiig = WellInformedIG()
     problem = Problem(0, 0, update, update.labels, seed=0)
-    server.model.eval()
     told = parameter_gradients(
         server.model, record.images, record.labels, buffers=wiig.buffers(problem, {})
     )
@@ -95,7 +90,7 @@ def test_wiig_refuses_a_client_that_keeps_its_masks():
 
 def test_wiig_run_reaches_the_upper_bound_and_records_its_knowledge(tmp_path):
     outcome = run_config(["attack=wiig", "attack.iterations=100", *MNIST4], tmp_path)
-    assert outcome["knowledge"] == {"labels_known": True, "masks_known": True}
+    assert outcome["knowledge"] == {"labels_known": True, "samples_known": False, "masks_known": True}
     assert outcome["metrics"]["psnr"] > 35
     assert outcome["metrics"]["mask_accuracy"] is None
     assert outcome["unavailable"]["mask_accuracy"] == "the attack learns no dropout masks"
@@ -104,20 +99,22 @@ def test_wiig_run_reaches_the_upper_bound_and_records_its_knowledge(tmp_path):
 def test_dia_masks_follow_every_site_shape_and_stay_in_the_unit_box():
     torch.manual_seed(0)
     model = ViT((1, 28, 28), 10, dropout=0.1, dim=32, depth=1, heads=2, mlp_dim=32)
-    server = ServerView(model, MNIST.spec)
+    server = ServerView.of(model, MNIST.spec)
     update, _ = FederatedClient(copy.deepcopy(model), NoDefense()).share(
         MNIST(batch_size=3).victims(seed=0)[0]
     )
     dia = DropoutInversion()
     masks = dia.init_variables(Problem(0, 0, update, update.labels, 0), server, torch.Generator())
     shapes = {k: tuple(v.shape) for k, v in masks.items()}
-    # 7 x 7 patches of 4 px plus the class token; attention weights are batch x heads x 50 x 50.
+    # 7 x 7 patches of 4 px plus the class token; attention weights are batch x heads x 50 x 50;
+    # the DIA authors' sites: embeddings, attention weights, its projection, GELU, MLP output.
     assert shapes == {
         "embed_drop.mask": (3, 50, 32),
         "blocks.0.attn.attn_drop.mask": (3, 2, 50, 50),
-        "blocks.0.mlp.3.mask": (3, 50, 32),
+        "blocks.0.attn.proj.1.mask": (3, 50, 32),
+        "blocks.0.mlp.2.mask": (3, 50, 32),
+        "blocks.0.mlp.4.mask": (3, 50, 32),
     }
-    assert set(activation_shapes(model, (3, 1, 28, 28))) == {k[:-5] for k in masks}
     for mask in masks.values():
         mask.add_(0.7)
     dia.project(masks)

@@ -1,0 +1,57 @@
+"""Experiment configs set the papers' settings; without one, ig, dia and wiig share one setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from gradinv.errors import instantiate
+from gradinv.models.build import build_model
+from tests.helpers import CONF
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))
+# What an optimization attack's setting is: every field but what the attack models or is told.
+NOT_SETTING = {"_target_", "mask_weight", "masks_known", "ignore_layers"}
+
+
+def composed(*overrides: str):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def setting(cfg) -> dict:
+    fields = OmegaConf.to_container(cfg.attack, resolve=True)
+    return {k: v for k, v in fields.items() if k not in NOT_SETTING}
+
+
+def test_ig_dia_and_wiig_share_one_default_setting():
+    ig, dia, wiig = (setting(composed(f"attack={a}")) for a in ("ig", "dia", "wiig"))
+    assert ig == dia == wiig
+    assert ig["tv_weight"] == 1e-5 and ig["lr_schedule"] == "plateau" and ig["keep_best"]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_instantiates(experiment):
+    cfg = composed(f"+experiment={experiment}")
+    dataset, defense = instantiate(cfg.dataset), instantiate(cfg.defense)
+    assert instantiate(cfg.attack).knowledge()["labels_known"] is True
+    assert build_model(cfg.model, dataset.spec, 0, defense.prepare_model) is not None
+
+
+@pytest.mark.parametrize("attack", ["ig", "dia", "wiig"])
+def test_dia_paper_gives_every_attack_of_its_table_the_same_setting(attack):
+    cfg = composed("+experiment=dia_paper", f"attack={attack}")
+    assert setting(cfg) == setting(composed("+experiment=dia_paper", "attack=ig"))
+    assert cfg.attack.iterations == 20000
+
+
+def test_paper_budgets_and_settings():
+    ig = composed("+experiment=ig_paper").attack
+    assert (ig.iterations, ig.tv_weight, ig.lr_schedule, ig.keep_best) == (24000, 1e-4, "multistep", False)
+    precode = composed("+experiment=precode_paper")
+    assert precode.defense._target_.endswith("Precode")
+    assert (precode.attack.ignore_layers, precode.attack.iterations, precode.attack.lr) == ("precode", 7000, 0.01)
+    assert composed("+experiment=rgap_paper").attack._target_.endswith("RGAP")
