@@ -16,8 +16,11 @@ def _victim(batch_size=2):
 
 
 def _model(dropout=0.0, name="mlp"):
-    target = {"mlp": "gradinv.models.mlp.MLP", "cnn": "gradinv.models.cnn.CNN"}[name]
-    return build_model({"_target_": target, "dropout": dropout}, MNIST.spec, seed=0)
+    fields = {
+        "mlp": {"_target_": "gradinv.models.mlp.MLP"},
+        "cnn": {"_target_": "gradinv.models.cnn.CNN", "dropout_placement": "spatial"},
+    }[name]
+    return build_model({**fields, "dropout": dropout}, MNIST.spec, seed=0)
 
 
 def test_shared_gradient_equals_direct_torch_computation():

@@ -1,4 +1,8 @@
-"""ResNet-18 from torchvision with a stem fitted to the input size and dropout between stages."""
+"""ResNet-18 from torchvision with a stem fitted to the input size and dropout before the head.
+
+With ``dropout_placement=spatial`` dropout also follows stages 1, 2 and 3
+(``gradinv.models.placement``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 from gradinv.models.dropout import MaskedDropout
+from gradinv.models.placement import check_placement
 
 
 class ResNet18(nn.Module):
@@ -17,8 +22,10 @@ class ResNet18(nn.Module):
         num_classes: int,
         dropout: float = 0.0,
         small_input: int = 64,
+        dropout_placement: str = "classifier",
     ) -> None:
         super().__init__()
+        spatial = check_placement(dropout_placement)
         in_channels, size, _ = input_shape
         net = resnet18(weights=None, num_classes=num_classes)
         if size < small_input:
@@ -26,11 +33,11 @@ class ResNet18(nn.Module):
             net.maxpool = nn.Identity()
         elif in_channels != 3:
             net.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        stages: list[nn.Module] = []
+        for stage in (net.layer1, net.layer2, net.layer3):
+            stages += [stage, MaskedDropout(dropout)] if spatial else [stage]
         self.features = nn.Sequential(
-            net.conv1, net.bn1, net.relu, net.maxpool,
-            net.layer1, MaskedDropout(dropout),
-            net.layer2, MaskedDropout(dropout),
-            net.layer3, MaskedDropout(dropout),
+            net.conv1, net.bn1, net.relu, net.maxpool, *stages,
             net.layer4, net.avgpool, nn.Flatten(), MaskedDropout(dropout),
         )
         self.head = net.fc
