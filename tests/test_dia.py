@@ -9,7 +9,7 @@ import torch
 
 from gradinv.attacks.base import ServerView
 from gradinv.attacks.dia import DropoutInversion
-from gradinv.attacks.gradient_inversion import Problem
+from gradinv.attacks.gradient_inversion import InversionModule, Problem
 from gradinv.attacks.wiig import WellInformedIG
 from gradinv.data.datasets import MNIST
 from gradinv.defenses.base import NoDefense
@@ -37,8 +37,13 @@ def shared_round(p: float, share_masks: bool, batch: int = 4):
 
 
 def test_dia_learns_the_true_masks_far_above_chance(tmp_path):
-    outcome = run_config(["attack=dia", "attack.iterations=100", *MNIST4], tmp_path)
+    outcome = run_config(
+        ["attack=dia", "attack.iterations=100", "attack.log_psnr_every=50", *MNIST4], tmp_path
+    )
     metrics = outcome["metrics"]
+    # The convergence curve records PSNR, loss and mask accuracy every 50 steps.
+    assert [point["step"] for point in outcome["curve"]] == [50, 100]
+    assert outcome["curve"][-1]["mask_accuracy"] > 0.95 and outcome["curve"][-1]["psnr"] > 30
     # Chance (the Bernoulli(0.75) start against the truth) agrees on 0.75^2 + 0.25^2 = 62.5 %.
     assert metrics["mask_accuracy"] > 0.95
     for site in ("features.3", "features.6", "features.9"):
@@ -142,3 +147,16 @@ def test_mask_accuracy_binarizes_at_half_and_follows_the_image_matching():
     assert mask_metrics([truth], [None], [[0, 1]]) == (
         {"mask_accuracy": None}, "the attack learns no dropout masks"
     )
+
+
+def test_masks_take_their_own_adam_step_when_mask_lr_is_set():
+    server, update, _ = shared_round(p=0.25, share_masks=False, batch=1)
+    problems = [Problem(0, 0, update, update.labels, seed=0)]
+    for mask_lr, expected in ((None, [0.1, 0.1]), (0.01, [0.1, 0.01])):
+        module = InversionModule(DropoutInversion(mask_lr=mask_lr), server, problems)
+        (optimizer,) = module.configure_optimizers()
+        assert [group["lr"] for group in optimizer.param_groups] == expected
+    start = DropoutInversion(mask_init="keep_rate").init_variables(problems[0], server, torch.Generator())
+    assert {float(m.unique()) for m in start.values()} == {0.75}
+    with pytest.raises(ConfigError, match="attack.mask_lr must be positive"):
+        DropoutInversion(mask_lr=0)

@@ -23,11 +23,23 @@ from gradinv.models.stochastic import randomness_shapes
 class DropoutInversion(GradientInversion):
     """IG plus one learnable mask per active dropout site, regularized towards the drop rate p."""
 
-    def __init__(self, mask_weight: float = 1e-4, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        mask_weight: float = 1e-4,
+        mask_lr: float | None = None,
+        mask_init: str = "bernoulli",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if mask_weight < 0:
             raise ConfigError(f"attack.mask_weight must be non-negative, got {mask_weight}.")
+        if mask_lr is not None and not mask_lr > 0:
+            raise ConfigError(f"attack.mask_lr must be positive or null (the images' lr), got {mask_lr}.")
+        if mask_init not in ("bernoulli", "keep_rate"):
+            raise ConfigError(f"attack.mask_init must be 'bernoulli' or 'keep_rate', got '{mask_init}'.")
         self.mask_weight = mask_weight
+        self.mask_lr = mask_lr
+        self.mask_init = mask_init
         self.rates: dict[str, float] = {}  # p per mask key, set with the masks (one server model)
 
     def knowledge(self) -> dict[str, Any]:
@@ -43,10 +55,15 @@ class DropoutInversion(GradientInversion):
         shapes = randomness_shapes(server.model, (problem.update.batch_size, *server.spec.shape), sites)
         self.rates = {mask_key(name): site.p for name, site in sites.items()}
         empty = torch.empty(0)
+        if self.mask_init == "keep_rate":
+            return {mask_key(n): torch.full(shapes[mask_key(n)], 1 - s.p) for n, s in sites.items()}
         return {
             mask_key(name): site.draw(shapes[mask_key(name)], empty, generator)
             for name, site in sites.items()
         }
+
+    def variable_lr(self) -> float:
+        return self.lr if self.mask_lr is None else self.mask_lr
 
     def buffers(self, problem: Problem, variables: Tensors) -> Tensors:
         return variables

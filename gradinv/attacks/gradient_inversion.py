@@ -139,6 +139,10 @@ class GradientInversion(Attack):
     def project(self, variables: Tensors) -> None:
         """Keep extra variables feasible after each step."""
 
+    def variable_lr(self) -> float:
+        """Adam's step size for the extra variables (the images' ``lr`` unless overridden)."""
+        return self.lr
+
     def matched_names(self, server: ServerView, update: SharedUpdate) -> list[str]:
         """The parameters whose gradients enter the distance: all shared but ``ignore_layers``."""
         return kept_names(self.ignore_layers, server.model, list(update.gradients))
@@ -242,6 +246,7 @@ class InversionModule(L.LightningModule):
         self.batching: str | None = None
         self.layers: dict[str, nn.Linear] | None = None
         self.pending_losses: list[tuple[int, float]] = []
+        self.last_loss: float | None = None  # the latest step's mean loss over live problems
 
     def train(self, mode: bool = True) -> "InversionModule":
         """Lightning switches modules to train mode; the server model stays in eval mode.
@@ -261,8 +266,21 @@ class InversionModule(L.LightningModule):
         """(victim, candidate images) per problem, for evaluation-side monitors."""
         return [(p.victim, c["images"].detach()) for p, c in zip(self.problems, self.candidates)]
 
+    def current_variables(self) -> list[tuple[int, Tensors]]:
+        """(victim, the attack's extra variables, e.g. learned masks) per problem, for monitors."""
+        return [
+            (p.victim, {k: v.detach() for k, v in self.variables(i).items()})
+            for i, p in enumerate(self.problems)
+        ]
+
     def configure_optimizers(self):
-        optimizers = [torch.optim.Adam(c.parameters(), lr=self.attack.lr) for c in self.candidates]
+        optimizers = []
+        for i, params in enumerate(self.candidates):
+            groups = [{"params": [params["images"]], "lr": self.attack.lr}]
+            extra = list(self.variables(i).values())
+            if extra:
+                groups.append({"params": extra, "lr": self.attack.variable_lr()})
+            optimizers.append(torch.optim.Adam(groups))
         self.schedulers = [self.attack.make_scheduler(opt) for opt in optimizers]
         return optimizers
 
@@ -386,7 +404,7 @@ class InversionModule(L.LightningModule):
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         for i, loss in zip(live, losses.detach().tolist()):
             self._step(i, loss, optimizers[i])
-        mean = float(losses.detach().mean())
+        mean = self.last_loss = float(losses.detach().mean())
         self.pending_losses.append((batch_idx, mean))
         if len(self.pending_losses) >= self.trainer.log_every_n_steps:
             self._flush_losses()
