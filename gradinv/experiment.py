@@ -21,7 +21,7 @@ from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError, instantiate
 from gradinv.evaluation import evaluate
 from gradinv.federated.client import FederatedClient
-from gradinv.metrics.monitor import PSNRMonitor
+from gradinv.metrics.monitor import ConvergenceMonitor
 from gradinv.models.build import build_model
 from gradinv.tracking.images import reconstruction_grid, save_reconstruction
 from gradinv.tracking.results import RESULTS_FILE, ResultsFile, read_results, recording
@@ -109,8 +109,9 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     def make_trainer(steps: int, callbacks: list[L.Callback]) -> L.Trainer:
         return instantiate(cfg.trainer, logger=logger or False, callbacks=callbacks, max_epochs=1)
 
-    monitor = PSNRMonitor(
-        [r.images for r in records], spec, int(cfg.attack.get("log_psnr_every", 0))
+    monitor = ConvergenceMonitor(
+        [r.images for r in records], [r.masks for r in records], spec,
+        int(cfg.attack.get("log_psnr_every", 0)),
     )
     runtime = AttackRuntime(seed=int(cfg.seed), make_trainer=make_trainer, monitors=[monitor])
     attack_started = time.perf_counter()
@@ -134,6 +135,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
         "unavailable": scored["unavailable"],
         "per_image": scored["per_image"],
         "timing": timing,
+        "curve": monitor.curve,
         "picture": PICTURE,
         "device": str(device),
     }

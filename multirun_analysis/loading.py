@@ -20,11 +20,12 @@ CELL = ["dataset", "model", "defense", "attack", "dropout", "seed"]
 
 @dataclass
 class Collection:
-    """The ok runs and their images as tidy frames, and the runs left out with their reasons."""
+    """The ok runs, their images and convergence curves as tidy frames, and the runs left out."""
 
     runs: pd.DataFrame
     images: pd.DataFrame
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def find_results(paths: Iterable[str | Path]) -> list[Path]:
@@ -59,7 +60,7 @@ def read_folders(paths: Iterable[str | Path]) -> Collection:
 
 def from_records(records: Iterable[dict[str, Any]]) -> Collection:
     """Tidy frames from results.json-shaped dicts, each with a ``run`` name."""
-    runs, images, skipped = [], [], []
+    runs, images, curves, skipped = [], [], [], []
     for record in records:
         status = record.get("status")
         if status != "ok":
@@ -69,7 +70,8 @@ def from_records(records: Iterable[dict[str, Any]]) -> Collection:
         cell = {"run": record["run"], **_cell(record)}
         runs.append({**cell, **_run_values(record)})
         images.extend({**cell, **_values(row)} for row in record.get("per_image") or [])
-    return Collection(_frame(runs), _frame(images), skipped)
+        curves.extend({**cell, **_values(point)} for point in record.get("curve") or [])
+    return Collection(_frame(runs), _frame(images), skipped, _frame(curves))
 
 
 def _cell(record: dict[str, Any]) -> dict[str, Any]:

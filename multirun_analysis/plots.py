@@ -1,4 +1,7 @@
-"""Each metric against dropout p: one panel per (model, dataset), one line per attack (x defense)."""
+"""Figures: each metric against dropout p, and each convergence curve against the attack's steps.
+
+One panel per (model, dataset) (and dropout p for curves), one line per attack (x defense).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS"}
+LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "mask_accuracy": "mask accuracy", "loss": "attack loss"}
 
 
 def plot_metric(summary: pd.DataFrame, metric: str, path: Path) -> bool:
@@ -35,6 +38,38 @@ def plot_metric(summary: pd.DataFrame, metric: str, path: Path) -> bool:
         ax.set_title(f"{model} on {dataset}", fontsize=10)
         ax.set_xlabel("dropout p")
         ax.set_ylabel(LABELS.get(metric, metric))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return True
+
+
+def plot_curves(curves: pd.DataFrame, metric: str, path: Path) -> bool:
+    """``metric`` against optimizer steps, averaged over the runs and fits of each cell; False
+    (and no file) when no run recorded it."""
+    if metric not in curves or curves[metric].isna().all():
+        return False
+    part = curves.dropna(subset=[metric])
+    mean = part.groupby(["dataset", "model", "dropout", "attack", "defense", "step"])[metric].mean()
+    mean = mean.reset_index()
+    panels = sorted(mean[["dataset", "model", "dropout"]].drop_duplicates().itertuples(index=False))
+    columns = min(4, len(panels))
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False)
+    for ax, (dataset, model, dropout) in zip(axes.flat, panels):
+        panel = mean[(mean["dataset"] == dataset) & (mean["model"] == model) & (mean["dropout"] == dropout)]
+        for (attack, defense), line in panel.groupby(["attack", "defense"], sort=True):
+            label = attack if defense == "none" else f"{attack} / {defense}"
+            ax.plot(line["step"], line[metric], label=label)
+        ax.set_title(f"{model} on {dataset}, p={dropout:g}", fontsize=10)
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel(LABELS.get(metric, metric))
+        if metric == "loss":
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     for ax in axes.flat[len(panels):]:

@@ -6,14 +6,15 @@ from pathlib import Path
 
 from multirun_analysis.gallery import write_galleries
 from multirun_analysis.loading import Collection
-from multirun_analysis.plots import plot_metric
+from multirun_analysis.plots import plot_curves, plot_metric
 from multirun_analysis.tables import TABLE_METRICS, numeric_table, summarize, text_table, to_latex, to_markdown
 
 NAMES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS"}
 
 
 def write_report(collection: Collection, out: Path) -> list[Path]:
-    """Tidy CSVs, per-metric tables (Markdown, LaTeX, CSV), plots and galleries; the paths written."""
+    """Tidy CSVs, per-metric tables (Markdown, LaTeX, CSV), plots, convergence curves and galleries;
+    the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "runs.csv", out / "images.csv", out / "summary.csv"]
     collection.runs.to_csv(written[0], index=False)
@@ -30,5 +31,12 @@ def write_report(collection: Collection, out: Path) -> list[Path]:
         plot = out / f"plot_{metric}.png"
         if plot_metric(summary, metric, plot):
             written.append(plot)
+    if not collection.curves.empty:
+        written.append(out / "curves.csv")
+        collection.curves.to_csv(written[-1], index=False)
+        for metric in ("psnr", "mask_accuracy", "loss"):
+            plot = out / f"curve_{metric}.png"
+            if plot_curves(collection.curves, metric, plot):
+                written.append(plot)
     written += write_galleries(collection.runs, out)
     return written

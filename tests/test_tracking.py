@@ -62,7 +62,9 @@ def sweep(tmp_path: Path) -> Path:
     _write_run(root / "0", "ok", "ig", 0.0, 0, [_image(10.0, 0.2, 0.5), _image(14.0, 0.4, None)])
     _write_run(root / "1", "ok", "ig", 0.0, 1, [_image(12.0, 0.3)])
     _write_run(root / "2", "ok", "ig", 0.5, 0, [_image(20.0, 0.9, 0.1)])
-    _write_run(root / "3", "ok", "dia", 0.5, 0, [_image(25.0, 0.95, None)])
+    curve = [{"fit": 0, "step": s, "loss": 1 / s, "psnr": s / 4, "mask_accuracy": 0.6 + s / 1000}
+             for s in (50, 100)]
+    _write_run(root / "3", "ok", "dia", 0.5, 0, [_image(25.0, 0.95, None)], curve=curve)
     _write_run(root / "4", "failed", "dia", 0.0, 0, [], error="RuntimeError: boom")
     _write_run(root / "5", "running", "dia", 0.0, 1, [])
     (root / "6").mkdir()
@@ -103,7 +105,8 @@ def test_cli_writes_csvs_tables_plots_and_gallery(sweep: Path, tmp_path: Path, c
     printed = capsys.readouterr().out
     assert "4 of 7 runs ok, 3 left out" in printed and "RuntimeError: boom" in printed
     expected = {"runs.csv", "images.csv", "summary.csv", "plot_psnr.png", "plot_ssim.png",
-                "plot_lpips.png", "gallery_mnist.png"}
+                "plot_lpips.png", "gallery_mnist.png", "curves.csv", "curve_psnr.png",
+                "curve_mask_accuracy.png", "curve_loss.png"}
     expected |= {f"table_{m}.{s}" for m in ("psnr", "ssim", "lpips") for s in ("md", "tex", "csv")}
     assert {p.name for p in out.iterdir()} == expected
     assert "| mnist | mlp | none | ig | 12.00 ± 2.00 | 20.00 |" in (out / "table_psnr.md").read_text()
@@ -111,6 +114,10 @@ def test_cli_writes_csvs_tables_plots_and_gallery(sweep: Path, tmp_path: Path, c
     numeric = pd.read_csv(out / "table_psnr.csv")
     assert numeric.loc[numeric["attack"] == "ig", "p=0 std"].item() == 2.0
     assert pd.read_csv(out / "images.csv").shape[0] == 5
+    curves = pd.read_csv(out / "curves.csv")
+    assert curves[["attack", "step", "psnr", "mask_accuracy"]].values.tolist() == [
+        ["dia", 50, 12.5, 0.65], ["dia", 100, 25.0, 0.7]
+    ]
 
 
 def test_wandb_record_is_read_like_results_json(tmp_path: Path) -> None:
