@@ -30,7 +30,8 @@ bench: $(STAMP) ## Time attacks (1 vs 8 vs 32 vectorized, one by one, plain-loop
 # Paper tables: each target sweeps with `gradinv/main.py -m` into $(SWEEP), then runs
 # multirun_analysis on it (tables, plots, gallery in $(SWEEP)/analysis). Every list below is a
 # variable, so a target can be narrowed from the command line (e.g. DIA_ATTACKS=ig).
-# QUICK=1: CPU-sized (shipped MNIST + CIFAR-10 samples, 50 iterations (table-dia: 100), one image per cell).
+# QUICK=1: CPU-sized (shipped MNIST + CIFAR-10 samples, 50 iterations, one image per cell; table-dia:
+# shipped CIFAR-10, p in {0, 0.25}, each model at the budget its convergence curve needs, DIA_QUICK_BUDGETS).
 # Without QUICK: the papers' budgets, meant for GPUs (24000 iterations as in IG, 20000 in DIA; ImageNet needs
 # IMAGENET_ROOT, a torchvision ImageNet folder or an .npz archive).
 QUICK         ?=
@@ -52,16 +53,28 @@ SWEEP_RUN      = $(PYTHON) gradinv/main.py -m trainer.enable_progress_bar=false
 BUDGET         = attack.iterations=$(ITERS) dataset.num_victims=$(VICTIMS)
 # The DIA paper's setting (conf/experiment/dia_paper.yaml) for every attack of its table, so
 # that IG differs from DIA only in the masks.
-DIA_ITERS     ?= $(if $(QUICK),100,20000)
-DIA_SETTING    = +experiment=dia_paper attack.iterations=$(DIA_ITERS) dataset.num_victims=$(VICTIMS)
+DIA_ITERS     ?= 20000
+DIA_SETTING    = +experiment=dia_paper dataset.num_victims=$(VICTIMS)
+DIA_QUICK_BUDGETS ?= mlp:500 cnn:1000 vit:1500
+DIA_QUICK_DATASETS ?= cifar10
+DIA_QUICK_P   ?= 0,0.25
+budget_model   = $(word 1,$(subst :, ,$(1)))
+budget_iters   = $(word 2,$(subst :, ,$(1)))
 ANALYZE        = $(PYTHON) -m multirun_analysis $(SWEEP) --out $(SWEEP)/analysis
 need           = $(or $($(1)),$(error $@ without QUICK=1 needs $(1)=..., e.g. $(1)=/data/imagenet))
 
 table-dia: $(STAMP) ## DIA paper: 4 models x MNIST, CIFAR-10, ImageNet x p x IG, DIA, WIIG (QUICK=1: CPU)
+ifeq ($(QUICK),)
 	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/small attack=$(DIA_ATTACKS) dataset=$(DATASETS) \
-	  model=$(DIA_MODELS) model.dropout=$(P) $(DIA_SETTING) $(ARGS)
-	$(if $(QUICK),,$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/imagenet attack=$(DIA_ATTACKS) dataset=imagenet \
-	  dataset.root=$(call need,IMAGENET_ROOT) model=$(DIA_IMAGENET_MODELS) model.dropout=$(P) $(DIA_SETTING) $(ARGS))
+	  model=$(DIA_MODELS) model.dropout=$(P) $(DIA_SETTING) attack.iterations=$(DIA_ITERS) $(ARGS)
+	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/imagenet attack=$(DIA_ATTACKS) dataset=imagenet \
+	  dataset.root=$(call need,IMAGENET_ROOT) model=$(DIA_IMAGENET_MODELS) model.dropout=$(P) \
+	  $(DIA_SETTING) attack.iterations=$(DIA_ITERS) $(ARGS)
+else
+	$(foreach b,$(DIA_QUICK_BUDGETS),$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/$(call budget_model,$(b)) \
+	  attack=$(DIA_ATTACKS) dataset=$(DIA_QUICK_DATASETS) model=$(call budget_model,$(b)) \
+	  model.dropout=$(DIA_QUICK_P) $(DIA_SETTING) attack.iterations=$(call budget_iters,$(b)) $(ARGS) &&) true
+endif
 	$(ANALYZE)
 
 table-rgap: $(STAMP) ## R-GAP paper: R-GAP vs IG on cnn6, cnn6d, fcn3 (QUICK=1: CPU)

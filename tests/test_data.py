@@ -7,13 +7,14 @@ from PIL import Image
 
 from gradinv.data.datasets import CIFAR10, MNIST, ImageFolder, ImageNet
 from gradinv.errors import ConfigError
+from gradinv.data.archive import SAMPLES
 from tests.conftest import SHARED_DATA
 
 
 def test_shipped_mnist_samples_are_real_digits_normalized():
     victims = MNIST(num_victims=2, batch_size=3).victims(seed=1)
     assert [tuple(v.images.shape) for v in victims] == [(3, 1, 28, 28)] * 2
-    raw = np.load(SHARED_DATA / "mnist_sample.npz")
+    raw = np.load(SAMPLES / "mnist_sample.npz")  # the samples that ship inside the package
     first = victims[0]
     index = first.indices[0]
     pixels = MNIST.spec.denormalize(first.images[:1])
@@ -32,11 +33,24 @@ def test_victims_follow_the_seed_or_the_given_indices():
         CIFAR10(num_victims=1, batch_size=1, victim_indices=[500]).victims(seed=0)
 
 
-def test_imagenet_loads_an_npz_archive_and_refuses_no_root():
-    victims = ImageNet(root=str(SHARED_DATA / "imagenet_sample.npz")).victims(seed=0)
-    assert tuple(victims[0].images.shape) == (1, 3, 224, 224)
+def test_imagenet_loads_an_npz_archive_and_refuses_no_root(tmp_path):
+    archive = tmp_path / "imagenet.npz"
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
+    np.savez(archive, images=pixels, labels=np.array([7, 999]))
+    victims = ImageNet(root=str(archive), num_victims=2).victims(seed=0)
+    assert [tuple(v.images.shape) for v in victims] == [(1, 3, 224, 224)] * 2
+    assert sorted(int(v.labels[0]) for v in victims) == [7, 999]
     with pytest.raises(ConfigError, match="dataset.root is required for dataset=imagenet"):
         ImageNet().victims(seed=0)
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "imagenet_sample.npz").is_file(),
+    reason="the ImageNet sample lives in ../shared/data, which a user's clone does not have",
+)
+def test_the_shared_imagenet_sample_loads_when_present():
+    victims = ImageNet(root=str(SHARED_DATA / "imagenet_sample.npz")).victims(seed=0)
+    assert tuple(victims[0].images.shape) == (1, 3, 224, 224)
 
 
 def _write_images(folder, count, size=40):

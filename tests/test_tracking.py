@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import math
 import shutil
 import subprocess
@@ -177,7 +178,8 @@ def test_make_table_dia_quick_twin_runs_end_to_end(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     command = [
         "make", "-s", "-o", ".venv/.installed", f"PYTHON={sys.executable}", "table-dia", "QUICK=1",
-        "DIA_ATTACKS=ig,dia", "DIA_MODELS=mlp", "DATASETS=mnist", "P=0,0.25", "DIA_ITERS=3",
+        "DIA_ATTACKS=ig,dia", "DIA_QUICK_BUDGETS=mlp:3", "DIA_QUICK_DATASETS=mnist",
+        "DIA_QUICK_P=0,0.25",
         f"SWEEP={sweep}", "ARGS=logger=none",
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -189,3 +191,15 @@ def test_make_table_dia_quick_twin_runs_end_to_end(tmp_path: Path) -> None:
     assert rows[5].startswith("| mnist | mlp | none | ig | ")
     assert (sweep / "analysis" / "plot_psnr.png").is_file()
     assert (sweep / "analysis" / "gallery_mnist.png").is_file()
+
+
+def test_results_json_is_readable_by_colleagues(tmp_path: Path) -> None:
+    """mkstemp creates 0600 files; results.json gets the mode any new file gets (0644 here)."""
+    from gradinv.tracking.results import ResultsFile
+
+    previous = os.umask(0o022)
+    try:
+        ResultsFile(tmp_path).write(status="ok")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644

@@ -37,7 +37,15 @@ class ResultsFile:
         handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".results-", suffix=".json")
         with os.fdopen(handle, "w") as out:
             json.dump(_clean(self.content), out, indent=2)
+        os.chmod(tmp, _readable_mode())  # mkstemp makes 0600; colleagues must read results
         os.replace(tmp, self.path)
+
+
+def _readable_mode() -> int:
+    """The mode an ordinary new file gets here: 0666 less the process's umask (0644 usually)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def read_results(path: str | Path) -> dict[str, Any]:

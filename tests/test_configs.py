@@ -1,0 +1,46 @@
+"""Every option of every config group composes, builds, and is named in README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from PIL import Image
+
+from gradinv.errors import instantiate
+from gradinv.models.build import build_model
+from tests.helpers import CONF, REPO_ROOT
+
+GROUPS = ("dataset", "model", "attack", "defense", "logger", "trainer", "experiment", "hydra/launcher")
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF) / g).glob("*.yaml"))]
+
+
+def composed(overrides: list[str], hydra: bool = False):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=hydra)
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_every_option_is_named_in_readme(group, option):
+    assert f"`{option}`" in (REPO_ROOT / "README.md").read_text(), f"README does not name {group}={option}"
+
+
+@pytest.mark.parametrize(
+    ("group", "option"), [o for o in OPTIONS if o[0] in ("dataset", "model", "attack", "defense")]
+)
+def test_every_option_composes_and_builds(group, option, tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "one.png")
+    cfg = composed([f"{group}={option}", f"dataset.path={tmp_path}", "dataset.label=0"]
+                   if option == "folder" else [f"{group}={option}"])
+    if group == "model":
+        spec = instantiate(composed(["dataset=imagenet" if option == "vit_b16" else "dataset=cifar10"]).dataset).spec
+        assert build_model(cfg.model, spec, seed=0) is not None
+    else:
+        assert instantiate(cfg[group]) is not None
+
+
+@pytest.mark.parametrize("launcher", ["joblib_local", "slurm_gpu"])
+def test_launcher_configs_compose(launcher):
+    cfg = composed([f"hydra/launcher={launcher}"], hydra=True)
+    assert cfg.hydra.launcher._target_.startswith("hydra_plugins.")
