@@ -6,6 +6,8 @@ import logging
 import sys
 from typing import Callable, TypeVar
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gradinv.errors import ConfigError
@@ -14,11 +16,28 @@ log = logging.getLogger("gradinv")
 T = TypeVar("T")
 
 
-def run_or_exit(task: Callable[[DictConfig], T], cfg: DictConfig) -> T:
-    """Run ``task``; on a ConfigError print its message as one line and exit with status 2."""
+def run_or_exit(task: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
+    """Run ``task``; on a ConfigError print its message as one line and exit with status 2.
+
+    In a sweep (``-m``) a failing cell does not end the sweep: its error is printed as one
+    line (its results.json already says 'failed'), the next cell runs, and the sweep's summary
+    (``gradinv.tracking.sweep``) exits non-zero at the end.
+    """
     try:
         return task(cfg)
     except ConfigError as error:
-        log.error("%s", error)
         print(f"gradinv: error: {error}", file=sys.stderr)
+        if in_sweep():
+            return None
         raise SystemExit(2) from None
+    except Exception as error:  # noqa: BLE001 - a sweep's other cells must still run
+        if not in_sweep():
+            raise
+        log.exception("cell failed")
+        print(f"gradinv: error: {type(error).__name__}: {error}", file=sys.stderr)
+        return None
+
+
+def in_sweep() -> bool:
+    """Whether this process runs a cell of a Hydra multirun."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

@@ -52,17 +52,45 @@ def run_dir() -> Path:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Execute the run; results.json says 'running' until it ends 'ok' or 'failed'.
 
-    With ``resume=true`` a run whose folder already holds an ok results.json is not run again:
-    its stored outcome is returned and the file is left untouched.
+    With ``resume=true`` a run whose folder already holds an ok results.json of the same
+    configuration is not run again: its stored outcome is returned and the file is left
+    untouched. An ok result of another configuration is never overwritten: the run stops
+    with a ConfigError that names the first differing field.
     """
+    config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.get("resume"):
         stored = finished(run_dir())
         if stored is not None:
-            log.info("resume: %s already finished; skipped.", run_dir())
-            return stored
-    config = OmegaConf.to_container(cfg, resolve=True)
+            difference = first_difference(comparable(stored.get("config")), comparable(config))
+            if difference is None:
+                log.info("resume: %s already finished; skipped.", run_dir())
+                return stored
+            raise ConfigError(
+                f"resume=true found a finished run of another configuration in {run_dir()} "
+                f"({difference}); point hydra.sweep.dir (or hydra.run.dir) at a new folder."
+            )
     with recording(run_dir(), choices=choices(cfg), config=config) as results:
         return _execute(cfg, results)
+
+
+def comparable(config: Any) -> Any:
+    """A resolved config without the fields that do not change a cell's result."""
+    if not isinstance(config, dict):
+        return config
+    return {k: v for k, v in config.items() if k not in ("resume", "logger", "trainer")}
+
+
+def first_difference(stored: Any, requested: Any, path: str = "") -> str | None:
+    """The first field where two configs differ, as 'field: stored -> requested', else None."""
+    if isinstance(stored, dict) and isinstance(requested, dict):
+        for key in sorted(set(stored) | set(requested), key=str):
+            found = first_difference(stored.get(key), requested.get(key), f"{path}{key}.")
+            if found is not None:
+                return found
+        return None
+    if stored != requested:
+        return f"{path.rstrip('.')}: {stored!r} -> {requested!r}"
+    return None
 
 
 def finished(folder: Path) -> dict[str, Any] | None:

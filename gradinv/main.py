@@ -22,7 +22,7 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 def main(cfg: DictConfig) -> float | None:
     """Run one grid cell; a configuration error ends the process with its one-sentence message."""
     outcome = run_or_exit(run, cfg)
-    return outcome["metrics"]["psnr"]
+    return None if outcome is None else outcome["metrics"]["psnr"]
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
     """Train one cell; a configuration error ends the process with its one-sentence message."""
     outcome = run_or_exit(train, cfg)
-    return outcome["metrics"]["test_accuracy"]
+    return None if outcome is None else outcome["metrics"]["test_accuracy"]
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from gradinv.attacks.base import AttackRuntime, ServerView
 from gradinv.attacks.gradient_inversion import GradientInversion, InversionModule, Problem
 from gradinv.data.spec import DataSpec
 from gradinv.defenses.base import Defense
+from gradinv.errors import ConfigError
 from gradinv.federated.client import FederatedClient
 from gradinv.models.dropout import active_sites, mask_key
 from gradinv.models.mlp import MLP
@@ -162,14 +163,16 @@ def test_same_seed_gives_identical_reconstructions(tmp_path):
     assert pictures[0] == pictures[1]
 
 
-def test_resume_skips_a_finished_run_and_keeps_its_results(tmp_path):
+def test_resume_skips_only_a_finished_run_of_the_same_configuration(tmp_path):
     overrides = ["model.width=32", "attack.iterations=2", "resume=true"]
     first = run_config(overrides, tmp_path)
     stored = (tmp_path / "results.json").read_text()
-    again = run_config([*overrides, "attack.iterations=50"], tmp_path)
+    again = run_config(overrides, tmp_path)
     assert (tmp_path / "results.json").read_text() == stored
     assert again["metrics"] == json.loads(stored)["metrics"] == first["metrics"]
-    assert again["timing"]["iterations"] == 2
+    with pytest.raises(ConfigError, match=r"another configuration .*attack.iterations: 2 -> 50"):
+        run_config([*overrides, "attack.iterations=50"], tmp_path)
+    assert (tmp_path / "results.json").read_text() == stored  # never overwritten
 
 
 def test_resume_reruns_a_failed_run(tmp_path):
@@ -188,7 +191,7 @@ def test_joblib_sweep_runs_two_parallel_jobs(tmp_path):
     ]
     done = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
     assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
-    results = [json.loads((tmp_path / str(job) / "results.json").read_text()) for job in (0, 1)]
+    results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/results.json"))]
     assert [r["status"] for r in results] == ["ok", "ok"]
     assert [r["choices"]["seed"] for r in results] == [0, 1]
 

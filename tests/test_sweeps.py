@@ -1,0 +1,46 @@
+"""Sweeps: a bad cell fails alone with its sentence, folders are named by cell, resume finds them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+CELL = ["logger=none", "trainer.enable_progress_bar=false", "model.width=16", "attack.iterations=2"]
+
+
+def sweep(folder: Path, *overrides: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "gradinv/main.py", "-m", *CELL, *overrides, f"hydra.sweep.dir={folder}"]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def statuses(folder: Path) -> dict[str, str]:
+    """Dropout p of each cell folder -> its status."""
+    found = {}
+    for path in folder.glob("*/results.json"):
+        record = json.loads(path.read_text())
+        found[path.parent.name.split("model.dropout=")[1].split(",")[0]] = record["status"]
+    return found
+
+
+def test_a_bad_cell_fails_alone_and_the_sweep_exits_nonzero_with_a_summary(tmp_path):
+    done = sweep(tmp_path, "model.dropout=0,1.0,0.1")
+    assert done.returncode == 1
+    assert statuses(tmp_path) == {"0": "ok", "1.0": "failed", "0.1": "ok"}
+    assert "gradinv: error: model.dropout must be a number in [0, 1), got 1.0." in done.stderr
+    assert f"gradinv: sweep {tmp_path}: 2 ok, 1 not ok" in done.stderr
+    failed = next(tmp_path.glob("*model.dropout=1.0*/results.json"))
+    assert "model.dropout must be a number" in json.loads(failed.read_text())["error"]
+
+
+def test_a_reordered_and_extended_grid_resumes_only_the_cells_it_ran(tmp_path):
+    assert sweep(tmp_path, "model.dropout=0,0.1,0.25").returncode == 0
+    before = {p: p.read_text() for p in tmp_path.glob("*/results.json")}
+    done = sweep(tmp_path, "model.dropout=0.5,0.1", "resume=true")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert statuses(tmp_path) == {"0": "ok", "0.1": "ok", "0.25": "ok", "0.5": "ok"}
+    assert all(path.read_text() == text for path, text in before.items())  # 0.1 was skipped
+    assert done.stderr.count("already finished; skipped") + done.stdout.count("already finished; skipped") == 1
