@@ -27,6 +27,7 @@ from gradinv.tracking.images import reconstruction_grid, save_reconstruction
 from gradinv.tracking.results import RESULTS_FILE, ResultsFile, read_results, recording
 from gradinv.tracking.wandb_logger import finish_run
 from gradinv.tracking.wandb_tables import log_per_image_table
+from gradinv.typecheck import check_fields
 
 log = logging.getLogger(__name__)
 GROUPS = ("dataset", "model", "defense", "attack", "experiment")
@@ -40,9 +41,14 @@ def choices(cfg: DictConfig, groups: tuple[str, ...] = GROUPS) -> dict[str, Any]
     """The grid cell of this run: group choices, dropout rate and seed."""
     picked = HydraConfig.get().runtime.choices
     cell: dict[str, Any] = {group: picked.get(group) for group in groups}
-    cell["dropout"] = float(cfg.model.get("dropout", 0.0))
-    cell["seed"] = int(cfg.seed)
+    cell["dropout"] = _number(cfg.model.get("dropout", 0.0), float)
+    cell["seed"] = _number(cfg.seed, int)
     return cell
+
+
+def _number(value: Any, kind: type) -> Any:
+    """``value`` as ``kind`` when it is a number; as given otherwise (the checks then name it)."""
+    return kind(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 def run_dir() -> Path:
@@ -106,7 +112,13 @@ def finished(folder: Path) -> dict[str, Any] | None:
 
 
 def build_setting(cfg: DictConfig) -> tuple[ImageDataset, Defense, nn.Module]:
-    """Seed everything, then the dataset, the defense and the (defended) global model."""
+    """Check every group's values against its target's types, seed everything, then build the
+    dataset, the defense and the (defended) global model."""
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
+        raise ConfigError(f"seed must be an integer, got {cfg.seed!r}.")
+    for group in ("dataset", "model", "defense", "attack"):
+        if group in cfg:
+            check_fields(group, cfg[group])
     L.seed_everything(cfg.seed, verbose=False)
     dataset = instantiate(cfg.dataset)
     defense = instantiate(cfg.defense)

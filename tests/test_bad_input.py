@@ -23,6 +23,14 @@ from tests.helpers import REPO_ROOT, compose_config, run_config
         (["dataset=imagenet"], "dataset.root is required for dataset=imagenet"),
         (["dataset.batch_size=200"], "dataset.num_victims x dataset.batch_size = 200 exceeds the 128"),
         (["attack.objective=l1"], "attack.objective must be one of ['cosine', 'l2'], got 'l1'."),
+        # A value of the wrong type, checked against the type hints of the group's target:
+        (["model.dropout=high"], "model.dropout must be a number, got 'high'."),
+        (["model.dropout=null"], "model.dropout must be a number, got None."),
+        (["seed=abc"], "seed must be an integer, got 'abc'."),
+        (["dataset.batch_size=2.0"], "dataset.batch_size must be an integer, got 2.0."),
+        (["attack.tv_weight=abc"], "attack.tv_weight must be a number, got 'abc'."),
+        (["attack.lr_decay_at=[0.5,x]"], "attack.lr_decay_at must be a list of numbers, got [0.5, 'x']."),
+        (["attack.lr_decay_at=[2.0]"], "attack.lr_decay_at must list fractions of the iterations in (0, 1)"),
     ],
 )
 def test_bad_values_raise_one_clear_sentence(tmp_path, overrides, message):

@@ -88,6 +88,10 @@ class GradientInversion(Attack):
             raise ConfigError(
                 f"attack.lr_schedule must be 'multistep', 'plateau' or 'constant', got '{lr_schedule}'."
             )
+        if not all(0 < f < 1 for f in lr_decay_at):
+            raise ConfigError(
+                f"attack.lr_decay_at must list fractions of the iterations in (0, 1), got {list(lr_decay_at)}."
+            )
         if objective not in OBJECTIVES:
             raise ConfigError(
                 f"attack.objective must be one of {sorted(OBJECTIVES)}, got '{objective}'."

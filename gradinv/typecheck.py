@@ -1,0 +1,92 @@
+"""Config values against the types their target declares: one sentence instead of a traceback.
+
+Every config group entry names its class in ``_target_``; the type hints of that class's
+``__init__`` (and of its bases', for fields passed on through ``**kwargs``) say what each field
+may hold. ``check_fields`` compares the composed values with them before anything is built, so
+``model.dropout=high`` or ``dataset.batch_size=2.0`` stops with the field's name and the type it
+needs. A new attack, model, dataset or defense is covered by its own type hints.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from gradinv.errors import ConfigError
+
+
+def check_fields(group: str, cfg: DictConfig | Mapping[str, Any]) -> None:
+    """Raise a ConfigError for the first field of ``cfg`` whose value its target's hint rejects."""
+    fields = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    target = fields.pop("_target_", None)
+    if not isinstance(target, str):
+        return
+    hints = declared_types(get_class(target))
+    for key, value in fields.items():
+        if key in hints and not matches(value, hints[key]):
+            raise ConfigError(f"{group}.{key} must be {describe(hints[key])}, got {value!r}.")
+
+
+def declared_types(cls: type) -> dict[str, Any]:
+    """Type hints of the ``__init__`` parameters of ``cls`` and of its bases (nearest first)."""
+    hints: dict[str, Any] = {}
+    for klass in reversed(inspect.getmro(cls)):
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            found = typing.get_type_hints(init)
+        except (NameError, TypeError):
+            continue
+        hints.update({k: v for k, v in found.items() if k != "return"})
+    return hints
+
+
+def matches(value: Any, hint: Any) -> bool:
+    """Whether a plain config value (YAML scalar, list, dict) fits ``hint``."""
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(matches(value, option) for option in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, Sequence) or hint in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            return False
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return not args or all(matches(v, args[0]) for v in value)
+    if origin in (dict, Mapping) or hint is dict:
+        return isinstance(value, dict)
+    return True  # a type the config cannot express (a module, a callable): not checked here
+
+
+def describe(hint: Any) -> str:
+    """``hint`` in words, e.g. 'an integer', 'a number or null', 'a list of numbers'."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(describe(option) for option in typing.get_args(hint))
+    if origin in (list, tuple, Sequence):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return f"a list of {_plural(args[0])}" if args else "a list"
+    return {type(None): "null", bool: "true or false", int: "an integer", float: "a number",
+            str: "a string", dict: "a mapping"}.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _plural(hint: Any) -> str:
+    word = describe(hint)
+    return {"an integer": "integers", "a number": "numbers", "a string": "strings"}.get(word, word)
