@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,8 @@ from gradinv.evaluation import evaluate
 from gradinv.federated.client import FederatedClient
 from gradinv.metrics.monitor import ConvergenceMonitor
 from gradinv.models.build import build_model
+from gradinv.tracking.console import set_verbosity
+from gradinv.tracking.progress import AttackProgressBar
 from gradinv.tracking.images import reconstruction_grid, save_reconstruction
 from gradinv.tracking.results import RESULTS_FILE, ResultsFile, read_results, recording
 from gradinv.tracking.wandb_logger import finish_run
@@ -33,8 +34,6 @@ log = logging.getLogger(__name__)
 GROUPS = ("dataset", "model", "defense", "attack", "experiment")
 PICTURE = "reconstruction.png"
 
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
 
 
 def choices(cfg: DictConfig, groups: tuple[str, ...] = GROUPS) -> dict[str, Any]:
@@ -63,6 +62,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     untouched. An ok result of another configuration is never overwritten: the run stops
     with a ConfigError that names the first differing field.
     """
+    set_verbosity(bool(cfg.get("verbose", False)))
     config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.get("resume"):
         stored = finished(run_dir())
@@ -147,7 +147,8 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
         logger.log_hyperparams({**choices(cfg), "iterations": cfg.attack.get("iterations")})
 
     def make_trainer(steps: int, callbacks: list[L.Callback]) -> L.Trainer:
-        return instantiate(cfg.trainer, logger=logger or False, callbacks=callbacks, max_epochs=1)
+        bar = [AttackProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
+        return instantiate(cfg.trainer, logger=logger or False, callbacks=[*callbacks, *bar], max_epochs=1)
 
     monitor = ConvergenceMonitor(
         [r.images for r in records], [r.masks for r in records], spec,

@@ -252,6 +252,13 @@ class InversionModule(L.LightningModule):
         self.pending_losses: list[tuple[int, float]] = []
         self.last_loss: float | None = None  # the latest step's mean loss over live problems
 
+    @property
+    def progress_name(self) -> str:
+        """What the progress bar shows: the attack and the victims this fit attacks."""
+        victims = sorted({p.victim + 1 for p in self.problems})
+        span = f"{victims[0]}" if len(victims) == 1 else f"{victims[0]}-{victims[-1]}"
+        return f"{type(self.attack).__name__} victim {span}"
+
     def train(self, mode: bool = True) -> "InversionModule":
         """Lightning switches modules to train mode; the server model stays in eval mode.
 

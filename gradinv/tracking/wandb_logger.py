@@ -78,7 +78,7 @@ def make_wandb_logger(
     resolved = resolve_mode(mode)
     if resolved == "offline":
         log.info("W&B runs offline in %s; upload later with `wandb sync`.", save_dir)
-    return WandbLogger(
+    logger = WandbLogger(
         save_dir=save_dir,
         offline=resolved == "offline",
         project=project,
@@ -88,6 +88,10 @@ def make_wandb_logger(
         tags=list(tags or []),
         settings={"init_timeout": 30, "silent": True},
     )
+    # Lightning passes anonymous=None to wandb.init, which current wandb answers with a
+    # deprecation warning on every run; the key has no effect, so it is not passed on.
+    logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 def finish_run(logger: WandbLogger) -> None:
