@@ -160,7 +160,10 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     attack_seconds = time.perf_counter() - attack_started
 
     scored = evaluate(records, reconstructions, spec)
-    save_reconstruction(scored["originals"], scored["reconstructions"], run_dir() / PICTURE)
+    save_reconstruction(
+        scored["originals"], scored["reconstructions"], run_dir() / PICTURE,
+        scored["per_image"], title=cell_title(choices(cfg)),
+    )
     steps = sum(rec.iterations for rec in reconstructions)
     timing = {
         "total_seconds": time.perf_counter() - started,
@@ -189,6 +192,14 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
         _fmt(scored["metrics"]["lpips"]), timing["total_seconds"],
     )
     return outcome
+
+
+def cell_title(cell: dict[str, Any]) -> str:
+    """The cell in one line, e.g. 'dataset=mnist model=mlp p=0.25 defense=none attack=dia'."""
+    return (
+        f"dataset={cell['dataset']} model={cell['model']} p={cell['dropout']} "
+        f"defense={cell['defense']} attack={cell['attack']}"
+    )
 
 
 def _log_final(logger, scored: dict[str, Any], timing: dict[str, Any]) -> None:

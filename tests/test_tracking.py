@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from matplotlib import pyplot as plt
@@ -203,3 +204,14 @@ def test_results_json_is_readable_by_colleagues(tmp_path: Path) -> None:
     finally:
         os.umask(previous)
     assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_reconstruction_figure_is_readable_and_the_tensors_are_kept(tmp_path: Path) -> None:
+    from PIL import Image
+
+    outcome = run_config(["attack.iterations=3", "dataset.num_victims=2"], tmp_path)
+    width, height = Image.open(tmp_path / "reconstruction.png").size
+    assert width >= 2 * 96 and height >= 2 * 96  # two 28 px digits, each scaled to >= 96 px
+    saved = torch.load(tmp_path / "reconstruction.pt", weights_only=True)
+    assert saved["originals"].shape == saved["reconstructions"].shape == (2, 1, 28, 28)
+    assert outcome["per_image"][0]["psnr"] > 0
