@@ -20,6 +20,7 @@ from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError, instantiate
 from gradinv.evaluation import evaluate
 from gradinv.federated.client import FederatedClient
+from gradinv.metrics.lpips import fetch_weights
 from gradinv.metrics.monitor import ConvergenceMonitor
 from gradinv.models.build import build_model
 from gradinv.tracking.console import set_verbosity
@@ -159,6 +160,8 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     reconstructions = attack.reconstruct(server, list(updates), runtime)
     attack_seconds = time.perf_counter() - attack_started
 
+    if cfg.get("metrics", {}).get("lpips_download", False):
+        fetch_weights()
     scored = evaluate(records, reconstructions, spec)
     save_reconstruction(
         scored["originals"], scored["reconstructions"], run_dir() / PICTURE,

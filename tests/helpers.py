@@ -13,7 +13,7 @@ from gradinv.experiment import run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONF = str(REPO_ROOT / "conf")
-QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
+QUIET = ["logger=none", "trainer.enable_progress_bar=false", "metrics.lpips_download=false"]
 
 
 def compose_config(overrides: list[str], run_dir: Path) -> DictConfig:

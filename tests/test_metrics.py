@@ -13,11 +13,11 @@ from gradinv.metrics.image_quality import image_quality
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    lpips_module.unavailable_reason.cache_clear()
-    lpips_module._warn_once.cache_clear()
+    for cached in (lpips_module.unavailable_reason, lpips_module._warn_once, lpips_module.fetch_weights):
+        cached.cache_clear()
     yield tmp_path / "checkpoints"
-    lpips_module.unavailable_reason.cache_clear()
-    lpips_module._warn_once.cache_clear()
+    for cached in (lpips_module.unavailable_reason, lpips_module._warn_once, lpips_module.fetch_weights):
+        cached.cache_clear()
 
 
 def test_matching_undoes_a_permutation_and_psnr_follows_its_definition(hub):
@@ -66,3 +66,27 @@ def test_lpips_is_computed_when_verified_weights_are_present(hub, monkeypatch):
     lpips_module._metric.cache_clear()
     assert same["lpips"] == pytest.approx([0.0, 0.0], abs=1e-6)
     assert all(v > 0 for v in other["lpips"])
+
+
+def test_lpips_download_without_network_falls_back_to_null_with_the_reason(hub, monkeypatch):
+    from torchvision.models import AlexNet_Weights
+
+    def offline(self, *args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(type(AlexNet_Weights.IMAGENET1K_V1), "get_state_dict", offline)
+    reason = lpips_module.fetch_weights(timeout=0.1)
+    assert "are not in" in reason and "downloading it failed (OSError: Name or service not known)" in reason
+    assert lpips_module.lpips_per_image(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)) is None
+
+
+def test_lpips_download_puts_verified_weights_in_the_hub_cache(hub, monkeypatch):
+    from torchvision.models import AlexNet_Weights
+
+    def download(self, *args, **kwargs):
+        hub.mkdir(parents=True, exist_ok=True)
+        (hub / lpips_module.WEIGHTS_FILE).write_bytes(b"pretend weights")
+
+    monkeypatch.setattr(type(AlexNet_Weights.IMAGENET1K_V1), "get_state_dict", download)
+    monkeypatch.setattr(lpips_module, "SHA256_PREFIX", hashlib.sha256(b"pretend weights").hexdigest()[:8])
+    assert lpips_module.fetch_weights() is None

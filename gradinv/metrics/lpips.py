@@ -1,14 +1,16 @@
 """LPIPS (AlexNet) through torchmetrics, used only when its backbone weights are verifiably present.
 
-The backbone comes from torchvision's ImageNet AlexNet, which an offline machine cannot
-download. We look for the file in the torch hub cache, check its SHA-256 against the prefix in
-its name, and otherwise report LPIPS as unavailable (null) with a reason, warning once.
+The backbone is torchvision's ImageNet AlexNet. We look for the file in the torch hub cache and
+check its SHA-256 against the prefix in its name; when it is absent, ``fetch_weights`` asks
+torchvision's weights API for it (hash-checked, with a short network timeout, never a prompt).
+Otherwise LPIPS is reported as unavailable (null) with a reason, warning once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import socket
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,6 +45,26 @@ def unavailable_reason() -> str | None:
     if not sha256_of(path).startswith(SHA256_PREFIX):
         return f"{path} does not match its SHA-256 prefix {SHA256_PREFIX}"
     return None
+
+
+@lru_cache(maxsize=None)
+def fetch_weights(timeout: float = 10.0) -> str | None:
+    """Download the backbone into the hub cache unless it is there; None when LPIPS can run,
+    else why not. Tried once per process; a machine without network fails within ``timeout``."""
+    if unavailable_reason() is None:
+        return None
+    from torchvision.models import AlexNet_Weights
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        AlexNet_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+    except Exception as error:  # noqa: BLE001 - any network or hash failure means: no LPIPS
+        return f"{unavailable_reason()}, and downloading it failed ({type(error).__name__}: {error})"
+    finally:
+        socket.setdefaulttimeout(previous)
+        unavailable_reason.cache_clear()
+    return unavailable_reason()
 
 
 @lru_cache(maxsize=None)
