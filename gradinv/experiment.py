@@ -137,7 +137,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
             "cannot invert: use defense=none or an optimization attack."
         )
     victims = dataset.victims(cfg.seed)
-    device = L.Fabric(accelerator=cfg.trainer.accelerator, devices=1).device
+    device = run_device(cfg.trainer.accelerator)
 
     server = ServerView.of(model.to(device), spec, cfg.client.mode)
     client = FederatedClient(model, defense, **cfg.client).to(device)
@@ -195,6 +195,17 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
         _fmt(scored["metrics"]["lpips"]), timing["total_seconds"],
     )
     return outcome
+
+
+def run_device(accelerator: str):
+    """The device of ``trainer.accelerator``; one sentence when that accelerator is absent."""
+    try:
+        return L.Fabric(accelerator=accelerator, devices=1).device
+    except (RuntimeError, ValueError) as error:  # Lightning's MisconfigurationException is one
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} is not available here ({error}); use "
+            "trainer.accelerator=cpu, or auto, which takes a GPU when there is one and the CPU otherwise."
+        ) from None
 
 
 def cell_title(cell: dict[str, Any]) -> str:

@@ -73,8 +73,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return _execute(cfg, results)
 
 
+def check_training(fields: Any) -> None:
+    """The ``train`` block: positive integers for epochs and batch size, a positive step size."""
+    for key in ("epochs", "batch_size"):
+        value = fields.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"train.{key} must be a positive integer, got {value!r}.")
+    lr = fields.get("lr")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+        raise ConfigError(f"train.lr must be a positive number, got {lr!r}.")
+    workers = fields.get("num_workers", 0)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ConfigError(f"train.num_workers must be a non-negative integer, got {workers!r}.")
+
+
 def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     started = time.perf_counter()
+    check_training(cfg.train)
     dataset, defense, model = build_setting(cfg)
     spec = dataset.spec
     client = FederatedClient(model, defense, lr=cfg.train.lr)

@@ -13,13 +13,14 @@ from gradinv.experiment import run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONF = str(REPO_ROOT / "conf")
-QUIET = ["logger=none", "trainer.enable_progress_bar=false", "metrics.lpips_download=false"]
+QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
+OFFLINE = ["metrics.lpips_download=false"]  # tests never reach for the network
 
 
 def compose_config(overrides: list[str], run_dir: Path) -> DictConfig:
     """The job config for ``overrides`` with its Hydra run folder set to ``run_dir``."""
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("config", overrides=[*QUIET, *overrides], return_hydra_config=True)
+        cfg = compose("config", overrides=[*QUIET, *OFFLINE, *overrides], return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
     return cfg

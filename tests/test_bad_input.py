@@ -62,3 +62,71 @@ def test_command_line_error_is_one_line_and_exits_nonzero(tmp_path):
     assert "gradinv: error: model.dropout must be a number in [0, 1), got 1.5." in done.stderr
     assert "Traceback" not in done.stderr
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "failed"
+
+
+def _picture(path, color=(10, 20, 30)):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (40, 40), color).save(path)
+
+
+@pytest.mark.parametrize(
+    "make, overrides, message",
+    [
+        # the user's own image folder
+        (lambda d: (_picture(d / "a.png"), (d / "b.png").write_bytes(b"not a png")),
+         ["dataset=folder", "dataset.path={d}", "dataset.label=1", "dataset.num_victims=2"],
+         "dataset.path holds an image that cannot be read, '{d}/b.png'"),
+        (lambda d: _picture(d / "cats" / "a.png"), ["dataset=folder", "dataset.path={d}", "dataset.label=1"],
+         "dataset.label applies to a flat folder only"),
+        (lambda d: _picture(d / "a.png"), ["dataset=folder", "dataset.path={d}", "dataset.label=1", "dataset.num_victims=3"],
+         "dataset.num_victims x dataset.batch_size = 3 exceeds the 1 images available; lower them or point dataset.path"),
+        # a dataset.root that is no dataset: a file, an empty folder, a missing folder
+        (lambda d: (d / "notes.txt").write_text("hello"), ["dataset.root={d}/notes.txt"],
+         "dataset.root '{d}/notes.txt' does not hold torchvision's mnist files"),
+        (lambda d: None, ["dataset.root={d}"], "dataset.root '{d}' does not hold torchvision's mnist files"),
+        (lambda d: None, ["dataset.root={d}/missing"], "dataset.root '{d}/missing' does not hold"),
+        # a checkpoint that is no state_dict
+        (lambda d: (d / "w.pt").write_text("junk"), ["model.checkpoint={d}/w.pt"],
+         "model.checkpoint '{d}/w.pt' is not a PyTorch state_dict file"),
+        # hardware and services that are not there
+        (lambda d: None, ["trainer.accelerator=gpu"], "trainer.accelerator=gpu is not available here"),
+        (lambda d: None, ["logger=wandb", "logger.mode=online"], "logger.mode=online needs a W&B API key"),
+    ],
+)
+def test_inputs_that_are_not_there_name_their_field(tmp_path, monkeypatch, make, overrides, message):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    data = tmp_path / "data"
+    data.mkdir()
+    make(data)
+    with pytest.raises(ConfigError) as error:
+        run_config([o.format(d=data) for o in overrides], tmp_path / "run")
+    assert str(error.value).startswith(message.format(d=data)), str(error.value)
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.batch_size=0", "train.batch_size must be a positive integer, got 0."),
+        ("train.epochs=abc", "train.epochs must be a positive integer, got 'abc'."),
+        ("train.epochs=0", "train.epochs must be a positive integer, got 0."),
+        ("train.lr=-1", "train.lr must be a positive number, got -1."),
+    ],
+)
+def test_training_fields_are_checked(tmp_path, override, message):
+    from tests.test_defenses import compose_train
+    from gradinv.training import train
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        train(compose_train([override], tmp_path))
+
+
+def test_an_interrupted_run_says_so():
+    from gradinv.tracking.results import describe_failure
+
+    assert describe_failure(KeyboardInterrupt()) == "interrupted (Ctrl-C or SIGINT) before it finished"
+    assert "interrupted: the process was asked to exit (status 1)" in describe_failure(SystemExit(1))

@@ -21,6 +21,8 @@ class ImageDataset:
     """A labelled image source plus the fields that pick the victims' batches from it."""
 
     spec: DataSpec
+    #: The field that points at this dataset's images, named in errors about them.
+    source_field = "dataset.root"
 
     def __init__(
         self,
@@ -46,7 +48,15 @@ class ImageDataset:
             return load_archive(self.root, self.spec.channels)
         if self.root is None and not self.download:
             return self.fallback()
-        return self.from_torchvision(str(self.root or "data"))
+        root = str(self.root or "data")
+        try:
+            return self.from_torchvision(root)
+        except (RuntimeError, OSError) as error:
+            raise ConfigError(
+                f"dataset.root '{root}' does not hold torchvision's {self.spec.name} files "
+                f"({error}); point it at them, at an .npz archive of images and labels, "
+                "or set dataset.download=true where the network allows."
+            ) from None
 
     def fallback(self) -> Dataset:
         raise ConfigError(
@@ -61,7 +71,8 @@ class ImageDataset:
         """The victim batches, normalized for the model, in a fixed order."""
         images = self.load()
         chosen = select_indices(
-            len(images), self.num_victims, self.batch_size, self.victim_indices, seed
+            len(images), self.num_victims, self.batch_size, self.victim_indices, seed,
+            self.source_field,
         )
         batches = []
         for indices in chosen:
@@ -149,6 +160,8 @@ class ImageNet(ImageDataset):
 class ImageFolder(ImageDataset):
     """A researcher's own images: class sub-folders, or a flat folder with one ``label``."""
 
+    source_field = "dataset.path"
+
     def __init__(
         self,
         path: str | None = None,
@@ -188,6 +201,11 @@ class ImageFolder(ImageDataset):
         transform = transforms.Compose([*steps, transforms.ToTensor()])
         has_classes = any(entry.is_dir() for entry in self.path.iterdir())
         if has_classes:
+            if self.label is not None:
+                raise ConfigError(
+                    "dataset.label applies to a flat folder only: dataset.path has class "
+                    "sub-folders, whose sorted names are the labels; remove dataset.label."
+                )
             return datasets.ImageFolder(str(self.path), transform=transform, loader=_rgb)
         if self.label is None:
             raise ConfigError(
@@ -200,8 +218,14 @@ class ImageFolder(ImageDataset):
 def _rgb(path: str):
     from PIL import Image
 
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError as error:  # PIL's UnidentifiedImageError and truncated files are OSErrors
+        raise ConfigError(
+            f"dataset.path holds an image that cannot be read, '{path}' ({error}); "
+            "remove or replace it."
+        ) from None
 
 
 class _FlatFolder(Dataset):

@@ -24,6 +24,7 @@ def select_indices(
     batch_size: int,
     victim_indices: list[int] | None,
     seed: int,
+    source_field: str = "dataset.root",
 ) -> list[list[int]]:
     """Pick ``num_victims`` disjoint batches of ``batch_size`` indices, given or drawn by the seed."""
     if num_victims < 1:
@@ -47,7 +48,7 @@ def select_indices(
         if wanted > available:
             raise ConfigError(
                 f"dataset.num_victims x dataset.batch_size = {wanted} exceeds the {available} "
-                "images available; lower them or point dataset.root at the full dataset."
+                f"images available; lower them or point {source_field} at more images."
             )
         generator = torch.Generator().manual_seed(seed)
         indices = torch.randperm(available, generator=generator)[:wanted].tolist()

@@ -58,7 +58,15 @@ def _check_fits(model: nn.Module, spec: DataSpec, target: str) -> None:
 def _load_checkpoint(model: nn.Module, path: Path) -> None:
     if not path.is_file():
         raise ConfigError(f"model.checkpoint must be an existing file, got '{path}'.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - pickle, zip and weights-only errors alike
+        raise ConfigError(
+            f"model.checkpoint '{path}' is not a PyTorch state_dict file "
+            f"({type(error).__name__}); save one with torch.save(model.state_dict(), path)."
+        ) from None
+    if not isinstance(state, dict):
+        raise ConfigError(f"model.checkpoint '{path}' holds a {type(state).__name__}, not a state_dict.")
     state = state.get("state_dict", state)
     try:
         model.load_state_dict(state)

@@ -62,5 +62,14 @@ def recording(path: str | Path, **start: Any) -> Iterator[ResultsFile]:
     try:
         yield results
     except BaseException as error:
-        results.write(status="failed", error=f"{type(error).__name__}: {error}")
+        results.write(status="failed", error=describe_failure(error))
         raise
+
+
+def describe_failure(error: BaseException) -> str:
+    """What ended a run, in words a person reads in results.json."""
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted (Ctrl-C or SIGINT) before it finished"
+    if isinstance(error, SystemExit):
+        return f"interrupted: the process was asked to exit (status {error.code}) before the run finished"
+    return f"{type(error).__name__}: {error}"

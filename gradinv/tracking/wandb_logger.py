@@ -47,6 +47,11 @@ def resolve_mode(mode: str) -> str:
         return "offline"
     if mode == "auto":
         return "online" if _has_api_key() and _server_reachable() else "offline"
+    if mode == "online" and not _has_api_key():
+        raise ConfigError(
+            "logger.mode=online needs a W&B API key (set WANDB_API_KEY or run `wandb login` "
+            "first); logger.mode=auto or offline writes offline runs to sync later."
+        )
     return mode
 
 
