@@ -128,6 +128,19 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _cell(spec: str, parser: argparse.ArgumentParser) -> tuple[str, str, int]:
+    """'model:dataset:iterations' with a known model and dataset and a positive count."""
+    parts = spec.split(":")
+    if len(parts) != 3 or not parts[2].isdigit() or int(parts[2]) < 1:
+        parser.error(f"--cells takes model:dataset:iterations with a positive count, got '{spec}'")
+    model, dataset, iterations = parts
+    for group, name in (("model", model), ("dataset", dataset)):
+        if not (CONF / group / f"{name}.yaml").is_file():
+            known = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+            parser.error(f"--cells names {group} '{name}'; known: {', '.join(known)}")
+    return model, dataset, int(iterations)
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", default="mlp:mnist:10,resnet18:cifar10:2",
@@ -137,12 +150,17 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--accelerator", default="cpu", help="cpu | gpu | auto")
     parser.add_argument("--out", default="bench.json", help="JSON file for the rows")
     args = parser.parse_args(argv)
-    device = L.Fabric(accelerator=args.accelerator, devices=1).device
+    cells = [_cell(spec, parser) for spec in args.cells.split(",")]
+    if not 0 <= args.dropout < 1:
+        parser.error(f"--dropout must lie in [0, 1), got {args.dropout}")
+    try:
+        device = L.Fabric(accelerator=args.accelerator, devices=1).device
+    except (RuntimeError, ValueError) as error:
+        parser.error(f"--accelerator {args.accelerator} is not available here ({error}); use cpu or auto")
     rows = []
-    for spec in args.cells.split(","):
-        model, dataset, iterations = spec.split(":")
+    for model, dataset, iterations in cells:
         cell = dict(model=model, dataset=dataset, attack=args.attack, dropout=args.dropout, device=device)
-        rows.append(bench_cell(cell, int(iterations)))
+        rows.append(bench_cell(cell, iterations))
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)
     hardware = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {device}"
     Path(args.out).write_text(json.dumps({"hardware": hardware, "rows": rows}, indent=2))

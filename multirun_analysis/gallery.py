@@ -47,7 +47,10 @@ def _gallery(cells: pd.DataFrame, dataset: str, path: Path) -> None:
                 axes[i, j].set_title(f"p={p:g}", fontsize=9)
             if not match.empty:
                 axes[i, j].imshow(mpimg.imread(match["picture"].iloc[0]), cmap="gray")
-    figure.suptitle(f"{dataset}: originals (top) above reconstructions, per cell", fontsize=10)
+                psnr = match["psnr"].iloc[0] if "psnr" in match else None
+                if psnr is not None and psnr == psnr:  # NaN when the run has no PSNR
+                    axes[i, j].set_xlabel(f"PSNR {psnr:.1f} dB", fontsize=8)
+    figure.suptitle(f"{dataset}: originals above reconstructions", fontsize=9, wrap=True)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -130,3 +130,20 @@ def test_an_interrupted_run_says_so():
 
     assert describe_failure(KeyboardInterrupt()) == "interrupted (Ctrl-C or SIGINT) before it finished"
     assert "interrupted: the process was asked to exit (status 1)" in describe_failure(SystemExit(1))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--cells", "mlp:mnist"], "--cells takes model:dataset:iterations with a positive count"),
+        (["--cells", "mlp:mnist:0"], "--cells takes model:dataset:iterations with a positive count"),
+        (["--cells", "transformer:mnist:3"], "--cells names model 'transformer'; known: cnn"),
+        (["--dropout", "1.5"], "--dropout must lie in [0, 1), got 1.5"),
+    ],
+)
+def test_bench_arguments_are_one_sentence(argv, message, capsys):
+    from gradinv.bench import main as bench
+
+    with pytest.raises(SystemExit) as exit_:
+        bench(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
