@@ -14,7 +14,7 @@ from tests.helpers import CONF
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))
 # What an optimization attack's setting is: every field but what the attack models or is told.
-NOT_SETTING = {"_target_", "mask_weight", "masks_known", "ignore_layers"}
+NOT_SETTING = {"_target_", "mask_weight", "mask_lr", "mask_init", "masks_known", "ignore_layers"}
 
 
 def composed(*overrides: str):
