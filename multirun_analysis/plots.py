@@ -23,11 +23,7 @@ def plot_metric(summary: pd.DataFrame, metric: str, path: Path) -> bool:
         return False
     panels = sorted(part[["dataset", "model"]].drop_duplicates().itertuples(index=False))
     several_defenses = part["defense"].nunique() > 1
-    columns = min(4, len(panels))
-    rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False, sharex=True
-    )
+    figure, axes = _panel_grid(len(panels), sharex=True)
     for ax, (dataset, model) in zip(axes.flat, panels):
         panel = part[(part["dataset"] == dataset) & (part["model"] == model)]
         for (attack, defense), line in panel.groupby(["attack", "defense"], sort=True):
@@ -35,16 +31,8 @@ def plot_metric(summary: pd.DataFrame, metric: str, path: Path) -> bool:
             label = f"{attack} / {defense}" if several_defenses else attack
             ax.errorbar(line["dropout"], line["mean"], yerr=line["std"].fillna(0),
                         marker="o", capsize=3, label=label)
-        ax.set_title(f"{model} on {dataset}", fontsize=10)
-        ax.set_xlabel("dropout p")
-        ax.set_ylabel(LABELS.get(metric, metric))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    for ax in axes.flat[len(panels):]:
-        ax.set_visible(False)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+        _finish_panel(ax, f"{model} on {dataset}", "dropout p", metric)
+    _save(figure, axes, len(panels), path)
     return True
 
 
@@ -57,24 +45,38 @@ def plot_curves(curves: pd.DataFrame, metric: str, path: Path) -> bool:
     mean = part.groupby(["dataset", "model", "dropout", "attack", "defense", "step"])[metric].mean()
     mean = mean.reset_index()
     panels = sorted(mean[["dataset", "model", "dropout"]].drop_duplicates().itertuples(index=False))
-    columns = min(4, len(panels))
-    rows = -(-len(panels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False)
+    figure, axes = _panel_grid(len(panels))
     for ax, (dataset, model, dropout) in zip(axes.flat, panels):
         panel = mean[(mean["dataset"] == dataset) & (mean["model"] == model) & (mean["dropout"] == dropout)]
         for (attack, defense), line in panel.groupby(["attack", "defense"], sort=True):
             label = attack if defense == "none" else f"{attack} / {defense}"
             ax.plot(line["step"], line[metric], label=label)
-        ax.set_title(f"{model} on {dataset}, p={dropout:g}", fontsize=10)
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel(LABELS.get(metric, metric))
         if metric == "loss":
             ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    for ax in axes.flat[len(panels):]:
+        _finish_panel(ax, f"{model} on {dataset}, p={dropout:g}", "optimizer step", metric)
+    _save(figure, axes, len(panels), path)
+    return True
+
+
+def _panel_grid(count: int, sharex: bool = False):
+    """A figure with ``count`` panels, at most four per row."""
+    columns = min(4, count)
+    rows = -(-count // columns)
+    return plt.subplots(rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False, sharex=sharex)
+
+
+def _finish_panel(ax, title: str, xlabel: str, metric: str) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(LABELS.get(metric, metric))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def _save(figure, axes, used: int, path: Path) -> None:
+    """Hide the unused panels and write the figure."""
+    for ax in axes.flat[used:]:
         ax.set_visible(False)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
-    return True
