@@ -66,7 +66,7 @@ def _model(name: str, spec, dropout: float, defense: str) -> torch.nn.Module:
         pytest.skip(f"model={name} does not accept {spec.name}: {error}")
 
 
-@pytest.mark.parametrize(("name", "spec", "defense", "dropout", "batch"), _cells())
+@pytest.mark.parametrize(("name", "spec", "defense", "dropout", "batch"), list(_cells()))
 def test_attacker_gradient_at_the_truth_equals_the_shared_update(name, spec, defense, dropout, batch):
     model, protect = _model(name, spec, dropout, defense)
     generator = torch.Generator().manual_seed(1)
