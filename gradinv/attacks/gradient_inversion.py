@@ -28,7 +28,12 @@ from gradinv.attacks.vectorized import batched_distances
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.federated.update import SharedUpdate
-from gradinv.models.stochastic import StochasticLayer, randomness_shapes, stochastic_layers
+from gradinv.models.stochastic import (
+    StochasticLayer,
+    randomness_key,
+    randomness_shapes,
+    stochastic_layers,
+)
 
 Tensors = dict[str, torch.Tensor]
 log = logging.getLogger(__name__)
@@ -201,7 +206,8 @@ def _sampled_shapes(server: ServerView, problem: Problem) -> dict[str, tuple[Sto
     if not layers:
         return {}
     shapes = randomness_shapes(server.model, (problem.update.batch_size, *server.spec.shape), layers)
-    return {key: (layer, shapes[key]) for key, layer in zip(shapes, layers.values())}
+    keys = {name: randomness_key(name, layer) for name, layer in layers.items()}
+    return {keys[name]: (layer, shapes[keys[name]]) for name, layer in layers.items()}
 
 
 def _problem_seed(seed: int, victim: int, restart: int) -> int:
