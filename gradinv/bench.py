@@ -48,8 +48,8 @@ def _setting(cfg: DictConfig, device: torch.device):
     """Server view and shared updates of the config's victims, as a run would make them."""
     data = instantiate(cfg.dataset)
     net = build_model(cfg.model, data.spec, seed=0)
-    server = ServerView.of(net.to(device), data.spec, cfg.client.mode)
     client = FederatedClient(net, NoDefense(), **cfg.client).to(device)
+    server = ServerView.of(net, data.spec, client.batch_statistics)
     updates = [client.share(victim)[0] for victim in data.victims(seed=0)]
     return server, updates
 

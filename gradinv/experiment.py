@@ -139,8 +139,8 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     victims = dataset.victims(cfg.seed)
     device = run_device(cfg.trainer.accelerator)
 
-    server = ServerView.of(model.to(device), spec, cfg.client.mode)
     client = FederatedClient(model, defense, **cfg.client).to(device)
+    server = ServerView.of(model, spec, client.batch_statistics)
     updates, records = zip(*(client.share(victim) for victim in victims))
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else None

@@ -34,8 +34,9 @@ SPECS = {"mnist": MNIST.spec, "cifar10": CIFAR10.spec, "imagenet": ImageNet.spec
 
 
 def _cells():
-    """Every (model, dataset, defense, p, batch); at 224 px only p = 0.25 with a batch of 2,
-    marked slow (the smaller shapes cover p = 0 and single images on the same code)."""
+    """Every (model, dataset, defense, p, batch, client normalization); at 224 px only p = 0.25
+    with a batch of 2, marked slow (the smaller shapes cover p = 0 and single images on the same
+    code); per model one cell whose client normalizes with running statistics under dropout."""
     for name in MODELS:
         for data, spec in SPECS.items():
             for defense in DEFENSES:
@@ -43,11 +44,14 @@ def _cells():
                     for batch in (1, 2):
                         cell = f"{name}-{data}-{defense}-p{dropout}-b{batch}"
                         if spec.size < 224:
-                            yield pytest.param(name, spec, defense, dropout, batch, id=cell)
+                            yield pytest.param(name, spec, defense, dropout, batch, None, id=cell)
                         elif (dropout, batch) == (0.25, 2):
                             yield pytest.param(
-                                name, spec, defense, dropout, batch, id=cell, marks=pytest.mark.slow
+                                name, spec, defense, dropout, batch, None, id=cell,
+                                marks=pytest.mark.slow,
                             )
+        # A client that trains with dropout but normalizes with running statistics.
+        yield pytest.param(name, CIFAR10.spec, "none", 0.25, 2, "running", id=f"{name}-running-norm")
 
 
 MAX_TOKENS = 1024  # attention over more tokens than this at 224 px is not a cell of the grid
@@ -66,15 +70,18 @@ def _model(name: str, spec, dropout: float, defense: str) -> torch.nn.Module:
         pytest.skip(f"model={name} does not accept {spec.name}: {error}")
 
 
-@pytest.mark.parametrize(("name", "spec", "defense", "dropout", "batch"), list(_cells()))
-def test_attacker_gradient_at_the_truth_equals_the_shared_update(name, spec, defense, dropout, batch):
+@pytest.mark.parametrize(("name", "spec", "defense", "dropout", "batch", "normalization"), list(_cells()))
+def test_attacker_gradient_at_the_truth_equals_the_shared_update(
+    name, spec, defense, dropout, batch, normalization
+):
     model, protect = _model(name, spec, dropout, defense)
     generator = torch.Generator().manual_seed(1)
     images = torch.randn(batch, *spec.shape, generator=generator)
     labels = torch.randint(0, spec.num_classes, (batch,), generator=generator)
-    server = ServerView.of(model, spec, client_mode="train")
-
-    client = FederatedClient(model, protect, mode="train", share_masks=True, share_samples=True)
+    client = FederatedClient(
+        model, protect, mode="train", share_masks=True, share_samples=True, normalization=normalization
+    )
+    server = ServerView.of(model, spec, client.batch_statistics)
     update, record = client.share(VictimBatch(images, labels, tuple(range(batch))))
     truth = {**record.masks, **record.samples}
     assert set(truth) == {**update.masks, **update.samples}.keys()

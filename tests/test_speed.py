@@ -70,7 +70,7 @@ def attack_images(
     attack: GradientInversion, model, spec: DataSpec, victims: int, client_mode: str = "train"
 ) -> list:
     torch.manual_seed(0)
-    server = ServerView.of(model, spec, client_mode)
+    server = ServerView.of(model, spec, batch_statistics=client_mode == "train")
     updates = shared_updates(model, spec, victims, client_mode=client_mode)
     runtime = AttackRuntime(seed=3, make_trainer=quiet_trainer)
     return [rec for rec in attack.reconstruct(server, updates, runtime)]
@@ -138,7 +138,7 @@ def test_batch_statistics_keep_problems_apart_so_products_do_not_apply():
     module = InversionModule(attack, ServerView.of(net, MNIST_LIKE), problems)
     module.on_fit_start()
     assert module.batching == "vmap"
-    module = InversionModule(attack, ServerView.of(net, MNIST_LIKE, client_mode="eval"), problems)
+    module = InversionModule(attack, ServerView.of(net, MNIST_LIKE, batch_statistics=False), problems)
     module.on_fit_start()
     assert module.batching == "products"
 

@@ -29,19 +29,19 @@ class ServerView:
     spec: DataSpec
 
     @classmethod
-    def of(cls, model: nn.Module, spec: DataSpec, client_mode: str = "train") -> "ServerView":
-        """The server's copy of ``model``, set up to simulate a client that ran in ``client_mode``.
+    def of(cls, model: nn.Module, spec: DataSpec, batch_statistics: bool = True) -> "ServerView":
+        """The server's copy of ``model``, set up to simulate the client's forward pass.
 
-        Normalization follows the client: a client in train mode normalizes with its batch's own
-        statistics, so the copy's batch norm always does (``torch.func``'s
-        ``replace_all_batch_norm_modules_``: no running statistics are read or updated, which
-        also lets ``vmap`` give every problem its own batch statistics); in eval mode it keeps
-        the running statistics the server holds. The copy itself stays in eval mode, so its
+        Normalization follows the client (``FederatedClient.batch_statistics``): a client whose
+        batch norm normalizes with its batch's own statistics (train mode) gets a copy whose
+        batch norm always does (``torch.func``'s ``replace_all_batch_norm_modules_``: no
+        running statistics are read or updated, which also lets ``vmap`` give every problem its
+        own batch statistics); otherwise the copy keeps the running statistics the server holds. The copy itself stays in eval mode, so its
         stochastic layers act only through randomness an attack supplies (learned or replayed
         masks, samples), except those that sample in every mode (PRECODE's bottleneck).
         """
         replica = copy.deepcopy(model)
-        if client_mode == "train":
+        if batch_statistics:
             replace_all_batch_norm_modules_(replica)
         return cls(replica.eval(), spec)
 

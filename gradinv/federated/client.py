@@ -15,6 +15,7 @@ from gradinv.models.dropout import active_sites, mask_key
 from gradinv.models.stochastic import recording_randomness
 
 MODES = ("train", "eval")
+NORMALIZATIONS = ("batch", "running")
 
 
 class FederatedClient(L.LightningModule):
@@ -28,11 +29,18 @@ class FederatedClient(L.LightningModule):
         share_labels: bool = True,
         share_masks: bool = False,
         share_samples: bool = False,
+        normalization: str | None = None,
         lr: float = 0.1,
     ) -> None:
         super().__init__()
         if mode not in MODES:
             raise ConfigError(f"client.mode must be one of {MODES}, got '{mode}'.")
+        if normalization not in (None, *NORMALIZATIONS):
+            raise ConfigError(
+                f"client.normalization must be one of {NORMALIZATIONS} or null (follow client.mode), "
+                f"got '{normalization}'."
+            )
+        self.normalization = normalization
         self.model = model
         self.defense = defense
         self.mode = mode
@@ -66,9 +74,24 @@ class FederatedClient(L.LightningModule):
     def configure_optimizers(self):
         return torch.optim.SGD(self.model.parameters(), lr=self.lr)
 
+    @property
+    def batch_statistics(self) -> bool:
+        """Whether batch norm normalizes with the batch's own statistics in this client's update:
+        ``client.normalization`` when set, else as ``client.mode`` implies (train: yes)."""
+        if self.normalization is None:
+            return self.mode == "train"
+        return self.normalization == "batch"
+
     def share(self, victim: VictimBatch) -> tuple[SharedUpdate, PrivateRecord]:
-        """Compute this round's update on ``victim``; return it with the private ground truth."""
+        """Compute this round's update on ``victim``; return it with the private ground truth.
+
+        ``client.mode`` decides whether dropout is active; batch norm follows
+        ``batch_statistics``, so the two need not switch together.
+        """
         self.model.train(self.mode == "train")
+        for module in self.model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.train(self.batch_statistics)
         images = victim.images.to(self.device)
         labels = victim.labels.to(self.device)
         with recording_randomness(self.model) as drawn:
