@@ -24,8 +24,8 @@ from gradinv.metrics.lpips import fetch_weights
 from gradinv.metrics.monitor import ConvergenceMonitor
 from gradinv.models.build import build_model
 from gradinv.tracking.console import set_verbosity
-from gradinv.tracking.progress import AttackProgressBar
 from gradinv.tracking.images import reconstruction_grid, save_reconstruction
+from gradinv.tracking.progress import AttackProgressBar
 from gradinv.tracking.results import RESULTS_FILE, ResultsFile, read_results, recording
 from gradinv.tracking.wandb_logger import finish_run
 from gradinv.tracking.wandb_tables import log_per_image_table
@@ -34,7 +34,6 @@ from gradinv.typecheck import check_fields
 log = logging.getLogger(__name__)
 GROUPS = ("dataset", "model", "defense", "attack", "experiment")
 PICTURE = "reconstruction.png"
-
 
 
 def choices(cfg: DictConfig, groups: tuple[str, ...] = GROUPS) -> dict[str, Any]:

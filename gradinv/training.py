@@ -22,6 +22,7 @@ from gradinv.data.spec import DataSpec
 from gradinv.errors import ConfigError, instantiate
 from gradinv.experiment import build_setting, choices, run_dir
 from gradinv.federated.client import FederatedClient
+from gradinv.tracking.console import set_verbosity
 from gradinv.tracking.results import ResultsFile, recording
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def train_test_sets(
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run the training; results.json says 'running' until it ends 'ok' or 'failed'."""
+    set_verbosity(bool(cfg.get("verbose", False)))
     config = OmegaConf.to_container(cfg, resolve=True)
     with recording(run_dir(), choices=choices(cfg, GROUPS), config=config) as results:
         return _execute(cfg, results)

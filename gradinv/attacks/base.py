@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
-
-import copy
 
 import lightning as L
 import torch
@@ -36,9 +35,10 @@ class ServerView:
         batch norm normalizes with its batch's own statistics (train mode) gets a copy whose
         batch norm always does (``torch.func``'s ``replace_all_batch_norm_modules_``: no
         running statistics are read or updated, which also lets ``vmap`` give every problem its
-        own batch statistics); otherwise the copy keeps the running statistics the server holds. The copy itself stays in eval mode, so its
-        stochastic layers act only through randomness an attack supplies (learned or replayed
-        masks, samples), except those that sample in every mode (PRECODE's bottleneck).
+        own batch statistics); otherwise the copy keeps the running statistics the server holds.
+        The copy itself stays in eval mode, so its stochastic layers act only through randomness
+        an attack supplies (learned or replayed masks, samples), except those that sample in
+        every mode (PRECODE's bottleneck).
         """
         replica = copy.deepcopy(model)
         if batch_statistics:

@@ -54,9 +54,9 @@ class DropoutInversion(GradientInversion):
             return {}
         shapes = randomness_shapes(server.model, (problem.update.batch_size, *server.spec.shape), sites)
         self.rates = {mask_key(name): site.p for name, site in sites.items()}
-        empty = torch.empty(0)
         if self.mask_init == "keep_rate":
             return {mask_key(n): torch.full(shapes[mask_key(n)], 1 - s.p) for n, s in sites.items()}
+        empty = torch.empty(0)
         return {
             mask_key(name): site.draw(shapes[mask_key(name)], empty, generator)
             for name, site in sites.items()

@@ -64,7 +64,7 @@ def save_reconstruction(
 
 
 def _caption(row: dict[str, Any]) -> str:
-    """'PSNR 31.2 dB / SSIM 0.91 / label 3' (and 'as 5' when the recovered label differs)."""
+    """'31.2 dB / SSIM 0.91' over 'label 3' (with 'as 5' when the recovered label differs)."""
     parts = []
     if row.get("psnr") is not None:
         parts.append(f"{row['psnr']:.1f} dB")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from gradinv.tracking.results import RESULTS_FILE, read_results
-
-log = logging.getLogger("gradinv")
 
 
 def sweep_outcome(folder: Path) -> dict[str, list[str]]:
