@@ -11,7 +11,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 from torch.distributions import Normal, kl_divergence
 from torch.func import functional_call
 
@@ -30,14 +30,14 @@ from gradinv.errors import ConfigError
 from gradinv.federated.update import SharedUpdate
 from gradinv.models.build import build_model
 from gradinv.training import train
-from tests.helpers import CONF, QUIET, run_config
+from tests.helpers import CONF, QUIET, option, run_config
 
 SPEC = CIFAR10.spec
 ARCHITECTURES = ("mlp", "cnn", "resnet18", "vit")
 
 
 def precode_model(name: str = "mlp", defense: Precode | None = None) -> torch.nn.Module:
-    cfg = OmegaConf.load(Path(CONF) / "model" / f"{name}.yaml")
+    cfg = option("model", name)
     return build_model(cfg, SPEC, 0, (defense or Precode(latent=16)).prepare_model)
 
 
@@ -146,7 +146,7 @@ def test_ignore_layers_refuses_patterns_that_match_nothing_or_everything():
         InvertingGradients(ignore_layers=["decoder"]).matched_names(ServerView.of(model, SPEC), update)
     with pytest.raises(ConfigError, match="leaves no gradient to match"):
         InvertingGradients(ignore_layers="*").matched_names(ServerView.of(model, SPEC), update)
-    bare = build_model(OmegaConf.load(Path(CONF) / "model" / "mlp.yaml"), SPEC, 0)
+    bare = build_model(option("model", "mlp"), SPEC, 0)
     with pytest.raises(ConfigError, match="defense=precode or defense=ppp"):
         InvertingGradients(ignore_layers="precode").matched_names(ServerView.of(bare, SPEC), update)
 

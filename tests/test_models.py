@@ -4,14 +4,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from gradinv.data.datasets import CIFAR10, MNIST
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.models.build import build_model
 from gradinv.models.dropout import dropout_sites
-from tests.helpers import CONF
+from tests.helpers import CONF, option
 
 TARGETS = {
     "mlp": ("gradinv.models.mlp.MLP", 3),
@@ -25,7 +24,7 @@ MODELS = sorted(p.stem for p in (Path(CONF) / "model").glob("*.yaml"))
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("spec", [MNIST.spec, CIFAR10.spec], ids=["mnist", "cifar10"])
 def test_every_configured_model_builds_with_p_at_every_dropout_site(name, spec):
-    cfg = OmegaConf.load(Path(CONF) / "model" / f"{name}.yaml")
+    cfg = option("model", name)
     cfg.dropout = 0.25
     try:
         model = build_model(cfg, spec, seed=0)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from gradinv.attacks.base import ServerView
 from gradinv.attacks.objectives import cosine_distance
@@ -23,12 +22,12 @@ from gradinv.errors import ConfigError, instantiate
 from gradinv.federated.client import FederatedClient
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.models.build import build_model
-from tests.helpers import CONF
+from tests.helpers import CONF, option
 
 MODELS = sorted(p.stem for p in (Path(CONF) / "model").glob("*.yaml"))
 DEFENSES = sorted(
     p.stem for p in (Path(CONF) / "defense").glob("*.yaml")
-    if not instantiate(OmegaConf.load(p)).perturbs_update
+    if not instantiate(option("defense", p.stem)).perturbs_update
 )
 SPECS = {"mnist": MNIST.spec, "cifar10": CIFAR10.spec, "imagenet": ImageNet.spec}
 
@@ -58,12 +57,12 @@ MAX_TOKENS = 1024  # attention over more tokens than this at 224 px is not a cel
 
 
 def _model(name: str, spec, dropout: float, defense: str) -> torch.nn.Module:
-    cfg = OmegaConf.load(Path(CONF) / "model" / f"{name}.yaml")
+    cfg = option("model", name)
     cfg.dropout = dropout
     patch = cfg.get("patch_size")
     if patch and (spec.size // patch) ** 2 > MAX_TOKENS:
         pytest.skip(f"model={name} makes {(spec.size // patch) ** 2} tokens at {spec.size} px")
-    protect = instantiate(OmegaConf.load(Path(CONF) / "defense" / f"{defense}.yaml"))
+    protect = instantiate(option("defense", defense))
     try:
         return build_model(cfg, spec, seed=0, prepare=protect.prepare_model), protect
     except ConfigError as error:
