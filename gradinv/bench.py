@@ -24,19 +24,19 @@ from omegaconf import DictConfig
 
 from gradinv.attacks.base import AttackRuntime, ServerView
 from gradinv.attacks.objectives import cosine_distance, total_variation
+from gradinv.cli import CONFIG_DIR
 from gradinv.defenses.base import NoDefense
 from gradinv.errors import instantiate
 from gradinv.federated.client import FederatedClient
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.models.build import build_model
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 COUNTS = (1, 8, 32)
 
 
 def _config(cell: dict[str, Any], *overrides: str) -> DictConfig:
     """The run config of a cell, composed by Hydra exactly as ``gradinv/main.py`` would."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose("config", overrides=[
             f"model={cell['model']}", f"dataset={cell['dataset']}", f"attack={cell['attack']}",
             f"model.dropout={cell['dropout']}", f"trainer.accelerator={cell['device'].type}",
@@ -135,8 +135,8 @@ def _cell(spec: str, parser: argparse.ArgumentParser) -> tuple[str, str, int]:
         parser.error(f"--cells takes model:dataset:iterations with a positive count, got '{spec}'")
     model, dataset, iterations = parts
     for group, name in (("model", model), ("dataset", dataset)):
-        if not (CONF / group / f"{name}.yaml").is_file():
-            known = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+        if not (CONFIG_DIR / group / f"{name}.yaml").is_file():
+            known = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
             parser.error(f"--cells names {group} '{name}'; known: {', '.join(known)}")
     return model, dataset, int(iterations)
 

@@ -1,9 +1,11 @@
-"""What the command-line entry points share: a configuration error is one sentence and exit 2."""
+"""What the command-line entry points share: one config folder, and a configuration error is one
+sentence and exit 2."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Callable, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
@@ -14,6 +16,9 @@ from gradinv.errors import ConfigError
 
 log = logging.getLogger("gradinv")
 T = TypeVar("T")
+
+#: The Hydra config folder every entry point, benchmark and test composes from.
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 def run_or_exit(task: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:

@@ -12,13 +12,11 @@ if __package__ in (None, ""):
     # Run as a script: import the package from the repository, not its folder's modules.
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from gradinv.cli import run_or_exit  # noqa: E402
+from gradinv.cli import CONFIG_DIR, run_or_exit  # noqa: E402
 from gradinv.experiment import run  # noqa: E402
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
-
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Run one grid cell; a configuration error ends the process with its one-sentence message."""
     outcome = run_or_exit(run, cfg)

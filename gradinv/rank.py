@@ -7,21 +7,17 @@ and weight constraints, the rank of the combined system and the verdict (full | 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import hydra
 from omegaconf import DictConfig
 
 from gradinv.attacks.rank import format_table
-from gradinv.cli import run_or_exit
+from gradinv.cli import CONFIG_DIR, run_or_exit
 from gradinv.attacks.rgap import invert
 from gradinv.attacks.rgap_chain import read_chain
 from gradinv.defenses.base import NoDefense
 from gradinv.errors import instantiate
 from gradinv.federated.client import FederatedClient
 from gradinv.models.build import build_model
-
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 def rank_table(cfg: DictConfig) -> list[dict]:
@@ -35,7 +31,7 @@ def rank_table(cfg: DictConfig) -> list[dict]:
     return table
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     """Print the rank table; a configuration error is one sentence and exit status 2."""
     print(format_table(run_or_exit(rank_table, cfg)))

@@ -9,10 +9,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from gradinv.cli import CONFIG_DIR
 from gradinv.experiment import run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CONF = str(REPO_ROOT / "conf")
+CONF = str(CONFIG_DIR)  # as initialize_config_dir takes it
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 OFFLINE = ["metrics.lpips_download=false"]  # tests never reach for the network
 
@@ -24,6 +25,12 @@ def compose_config(overrides: list[str], run_dir: Path) -> DictConfig:
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(run_dir)
     return cfg
+
+
+def option(group: str, name: str) -> DictConfig:
+    """One option of a config group as Hydra composes it (its defaults list applied)."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("config", overrides=[f"{group}={name}"])[group]
 
 
 def run_config(overrides: list[str], run_dir: Path) -> dict[str, Any]:
