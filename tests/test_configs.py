@@ -8,11 +8,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from gradinv.errors import instantiate
+from gradinv.errors import ConfigError, instantiate
 from gradinv.models.build import build_model
 from tests.helpers import CONF, REPO_ROOT
 
-GROUPS = ("dataset", "model", "attack", "defense", "logger", "trainer", "experiment", "hydra/launcher")
+GROUPS = (
+    "dataset", "model", "threat", "attack", "defense", "logger", "trainer", "experiment", "hydra/launcher"
+)
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF) / g).glob("*.yaml"))]
 
 
@@ -44,3 +46,21 @@ def test_every_option_composes_and_builds(group, option, tmp_path):
 def test_launcher_configs_compose(launcher):
     cfg = composed([f"hydra/launcher={launcher}"], hydra=True)
     assert cfg.hydra.launcher._target_.startswith("hydra_plugins.")
+
+
+@pytest.mark.parametrize("attack", ["ig", "dia", "wiig", "ig_precode", "rgap"])
+def test_the_client_shares_what_the_threat_grants_and_the_attack_is_told_it(attack):
+    cfg = composed([f"attack={attack}"])
+    threat, client = cfg.threat, cfg.client
+    assert (client.share_labels, client.share_masks, client.share_samples) == (
+        threat.labels, threat.masks, threat.samples
+    )
+    assert threat.masks is (attack == "wiig")  # wiig selects threat=masks, no other attack does
+    told = instantiate(cfg.attack).knowledge()
+    assert told["labels_known"] is threat.labels
+    assert told.get("samples_known", False) is threat.samples
+
+
+def test_a_threat_without_masks_is_refused_by_wiig_with_the_field_to_set():
+    with pytest.raises(ConfigError, match="threat.masks must be true for attack=wiig"):
+        instantiate(composed(["attack=wiig", "threat=default"]).attack)

@@ -89,7 +89,7 @@ def test_wiig_refuses_a_client_that_keeps_its_masks():
     problem = Problem(0, 0, update, update.labels, seed=0)
     with pytest.raises(ConfigError, match="client.share_masks=true"):
         WellInformedIG().buffers(problem, {})
-    with pytest.raises(ConfigError, match="attack.masks_known must be true"):
+    with pytest.raises(ConfigError, match="threat.masks must be true"):
         WellInformedIG(masks_known=False)
 
 

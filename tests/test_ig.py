@@ -46,7 +46,7 @@ def test_ig_reconstructs_shipped_mnist_digits_on_the_mlp(tmp_path):
 
 def test_ig_without_labels_infers_them(tmp_path):
     outcome = run_config(
-        ["attack.iterations=150", "attack.labels_known=false",
+        ["attack.iterations=150", "threat.labels=false",
          "dataset.num_victims=2"],
         tmp_path,
     )

@@ -77,10 +77,10 @@ def test_fcn3_end_to_end_writes_metrics_and_rank_table(tmp_path):
 
 
 def test_known_dropout_masks_are_inverted_unknown_ones_refused(tmp_path):
-    with pytest.raises(ConfigError, match=r"layer 'features.6' \(MaskedDropout, p=0.25\).*masks_known"):
+    with pytest.raises(ConfigError, match=r"layer 'features.6' \(MaskedDropout, p=0.25\).*threat.masks=true"):
         run_config(["attack=rgap", "model=fcn3", "model.dropout=0.25"], tmp_path / "a")
     known = run_config(
-        ["attack=rgap", "model=fcn3", "model.dropout=0.25", "attack.masks_known=true"], tmp_path / "b"
+        ["attack=rgap", "model=fcn3", "model.dropout=0.25", "threat.masks=true"], tmp_path / "b"
     )
     assert known["metrics"]["psnr"] > 40
 
@@ -99,7 +99,7 @@ def test_update_perturbing_defense_is_refused(tmp_path):
 
 def test_binary_head_refuses_unknown_labels(tmp_path):
     with pytest.raises(ConfigError, match="only the label's parity"):
-        run_config(["attack=rgap", "model=fcn3", "attack.labels_known=false"], tmp_path)
+        run_config(["attack=rgap", "model=fcn3", "threat.labels=false"], tmp_path)
 
 
 @pytest.mark.slow

@@ -44,3 +44,14 @@ def test_a_reordered_and_extended_grid_resumes_only_the_cells_it_ran(tmp_path):
     assert statuses(tmp_path) == {"0": "ok", "0.1": "ok", "0.25": "ok", "0.5": "ok"}
     assert all(path.read_text() == text for path, text in before.items())  # 0.1 was skipped
     assert done.stderr.count("already finished; skipped") + done.stdout.count("already finished; skipped") == 1
+
+
+def test_wiig_alone_gets_the_masks_in_a_sweep_over_attacks(tmp_path):
+    assert sweep(tmp_path, "attack=ig,dia,wiig", "model.dropout=0.25").returncode == 0
+    records = [json.loads(path.read_text()) for path in tmp_path.glob("*/results.json")]
+    assert sorted(record["choices"]["attack"] for record in records) == ["dia", "ig", "wiig"]
+    for record in records:
+        wiig = record["choices"]["attack"] == "wiig"
+        assert record["config"]["threat"]["masks"] is wiig
+        assert record["config"]["client"]["share_masks"] is wiig
+        assert record["knowledge"].get("masks_known", False) is wiig

@@ -17,7 +17,7 @@ def infer_labels(head_gradient: torch.Tensor, batch_size: int) -> torch.Tensor:
     """
     if batch_size != 1:
         raise ConfigError(
-            "attack.labels_known=false needs dataset.batch_size=1 (labels are inferred per image)."
+            "threat.labels=false needs dataset.batch_size=1 (labels are inferred per image)."
         )
     rows = head_gradient.flatten(1)
     gram = rows @ rows.T
@@ -33,6 +33,6 @@ def attack_labels(model: nn.Module, update: SharedUpdate, labels_known: bool) ->
     key = "head.weight"
     if not isinstance(getattr(model, "head", None), nn.Linear) or key not in update.gradients:
         raise ConfigError(
-            "attack.labels_known=false needs a model with a linear 'head' whose gradient is shared."
+            "threat.labels=false needs a model with a linear 'head' whose gradient is shared."
         )
     return infer_labels(update.gradients[key], update.batch_size)

@@ -76,7 +76,7 @@ class RGAP(Attack):
             raise ConfigError(f"attack=rgap needs dataset.batch_size=1, got {update.batch_size}.")
         if not self.labels_known and server.model.head.out_features == 1:
             raise ConfigError(
-                "attack.labels_known=false needs model.head=multiclass: a binary head reveals "
+                "threat.labels=false needs model.head=multiclass: a binary head reveals "
                 "only the label's parity."
             )
         return attack_labels(server.model, update, self.labels_known).cpu()
@@ -159,7 +159,7 @@ def _undo_dropout(step: Step, update: SharedUpdate, output: torch.Tensor, grad: 
     if update.masks is None or key not in update.masks:
         raise ConfigError(
             f"attack=rgap cannot handle layer '{key[:-len('.mask')]}' (MaskedDropout, p={p}): its "
-            "mask is unknown; set attack.masks_known=true or model.dropout=0."
+            "mask is unknown; set threat.masks=true or model.dropout=0."
         )
     scale = update.masks[key][0].detach().cpu().double().reshape(step.out_shape) / (1 - p)
     known = scale != 0

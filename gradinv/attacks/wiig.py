@@ -1,8 +1,9 @@
 """The well-informed IG baseline (WIIG) of Scheliga et al. (AAAI 2023): IG told the true masks.
 
 WIIG runs in DIA's setting, but instead of learning the dropout masks it replays the ones the
-client sampled. The threat model grants them only with ``attack.masks_known=true`` (the client
-then shares them). It is the upper bound of what DIA can reach.
+client sampled. The threat model grants them only with ``threat.masks=true`` (``threat=masks``,
+which ``attack=wiig`` selects; the client then shares them). It is the upper bound of what DIA
+can reach.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class WellInformedIG(DropoutInversion):
         super().__init__(**kwargs)
         if masks_known is not True:
             raise ConfigError(
-                "attack.masks_known must be true for attack=wiig: WIIG is IG told the masks."
+                "threat.masks must be true for attack=wiig (its threat=masks grants it): "
+                "WIIG is IG told the masks."
             )
 
     def knowledge(self) -> dict[str, Any]:
