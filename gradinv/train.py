@@ -13,7 +13,7 @@ if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from gradinv.cli import CONFIG_DIR, run_or_exit  # noqa: E402
-from gradinv.training import train  # noqa: E402
+from gradinv.utility import train  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

@@ -29,7 +29,7 @@ from gradinv.defenses.precode import (
 from gradinv.errors import ConfigError
 from gradinv.federated.update import SharedUpdate
 from gradinv.models.build import build_model
-from gradinv.training import train
+from gradinv.utility import train
 from tests.helpers import CONF, QUIET, option, run_config
 
 SPEC = CIFAR10.spec

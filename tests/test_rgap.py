@@ -104,7 +104,7 @@ def test_binary_head_refuses_unknown_labels(tmp_path):
 
 @pytest.mark.slow
 def test_rank_table_of_cnn6_matches_a_hand_count(tmp_path):
-    from gradinv.rank import rank_table
+    from gradinv.rank_table import rank_table
 
     cfg = compose_config(["model=cnn6", "dataset=cifar10"], tmp_path)
     rows = {row["layer"]: row for row in rank_table(cfg)}
