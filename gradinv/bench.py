@@ -65,7 +65,7 @@ def attack_seconds(cell: dict[str, Any], victims: int, vectorize: bool, iteratio
     attack = instantiate(cfg.attack)
     with tempfile.TemporaryDirectory() as log_dir:
 
-        def make_trainer(steps: int, callbacks: list[L.Callback]) -> L.Trainer:
+        def make_trainer(callbacks: list[L.Callback]) -> L.Trainer:
             return instantiate(cfg.trainer, logger=CSVLogger(log_dir), callbacks=callbacks, max_epochs=1)
 
         started = time.perf_counter()

@@ -146,7 +146,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     if logger is not None:
         logger.log_hyperparams({**choices(cfg), "iterations": cfg.attack.get("iterations")})
 
-    def make_trainer(steps: int, callbacks: list[L.Callback]) -> L.Trainer:
+    def make_trainer(callbacks: list[L.Callback]) -> L.Trainer:
         bar = [AttackProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
         return instantiate(cfg.trainer, logger=logger or False, callbacks=[*callbacks, *bar], max_epochs=1)
 

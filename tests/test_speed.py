@@ -49,7 +49,7 @@ class LearnedMasks(GradientInversion):
             mask.clamp_(0, 1)
 
 
-def quiet_trainer(steps: int, callbacks: list) -> L.Trainer:
+def quiet_trainer(callbacks: list) -> L.Trainer:
     return L.Trainer(
         max_epochs=1, accelerator="cpu", logger=False, callbacks=callbacks,
         enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,

@@ -65,12 +65,12 @@ class Reconstruction:
 class AttackRuntime:
     """How an attack runs: its seed and a factory for Lightning Trainers with the run's logger.
 
-    ``make_trainer(steps, callbacks)`` returns a Trainer for an optimization of ``steps`` steps;
+    ``make_trainer(callbacks)`` returns a Trainer for one optimization, with ``callbacks`` added;
     ``monitors`` are evaluation-side callbacks (they read private data, the attack never does).
     """
 
     seed: int
-    make_trainer: Callable[[int, list[L.Callback]], L.Trainer]
+    make_trainer: Callable[[list[L.Callback]], L.Trainer]
     monitors: list[L.Callback] = field(default_factory=list)
 
 

@@ -169,7 +169,7 @@ class GradientInversion(Attack):
         results: list[tuple[Problem, Reconstruction]] = []
         for group in groups:
             module = InversionModule(self, server, group)
-            trainer = runtime.make_trainer(self.iterations, runtime.monitors)
+            trainer = runtime.make_trainer(runtime.monitors)
             trainer.fit(module, DataLoader(range(self.iterations), batch_size=None))
             results += list(zip(group, module.reconstructions()))
         chosen = []
