@@ -139,7 +139,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     device = run_device(cfg.trainer.accelerator)
 
     client = FederatedClient(model, defense, **cfg.client).to(device)
-    server = ServerView.of(model, spec, client.batch_statistics)
+    server = ServerView.of(model, spec, client.batch_statistics, defense.skippable_parameters(model))
     updates, records = zip(*(client.share(victim) for victim in victims))
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else None

@@ -56,7 +56,7 @@ class ConvergenceMonitor(L.Callback):
         pl_module.log("attack/psnr", point["psnr"])
         counts = [
             mask_agreement(self.masks[victim], learned, list(range(len(self.originals[victim]))))
-            for victim, learned in pl_module.current_variables()
+            for victim, learned in pl_module.current_masks()
             if self.masks[victim] and set(self.masks[victim]) <= set(learned)
         ]
         if counts:
