@@ -9,8 +9,9 @@ distances computed by one ``vmap``, or one fit after another, with identical res
 The contract between the loop (``InversionModule``) and an attack is narrow: the loop reads
 the attack's ``optimization`` settings and ``objective`` name, and calls four hooks:
 ``initial_images`` and ``init_variables`` (typed ``Variable``s, with their step size, bounds
-and the buffer they replace), ``buffers`` (extra module buffers for the forward pass, e.g.
-replayed masks) and ``penalty`` (the composed ``regularizers``), plus ``matched_names``.
+and the buffer they replace; ``LabelLogits`` stand in for withheld labels), ``buffers`` (extra
+module buffers for the forward pass, e.g. replayed masks) and ``penalty`` (the composed
+``regularizers``), plus ``problem_labels`` and ``matched_names``.
 Everything a problem needs while it runs lives on its ``Problem``, never on the attack.
 """
 
@@ -34,7 +35,7 @@ from gradinv.attacks.objectives import OBJECTIVES
 from gradinv.attacks.optimization import Optimization
 from gradinv.attacks.regularizers import Regularizer, TotalVariation
 from gradinv.attacks.sampling import LayerSamples
-from gradinv.attacks.variables import Variable, dropout_masks
+from gradinv.attacks.variables import Variable, dropout_masks, learned_labels
 from gradinv.attacks.vectorized import batched_distances
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import parameter_gradients
@@ -56,7 +57,7 @@ class Problem:
 
     victim: int
     update: SharedUpdate
-    labels: torch.Tensor
+    labels: torch.Tensor | None  # None: the attack learns them (a ``LabelLogits`` variable)
     seed: int
     samples: LayerSamples = field(repr=False)
 
@@ -88,12 +89,13 @@ class GradientInversion(Attack):
         stop_patience: int | None = None,
         stop_loss: float | None = None,
         vectorize: bool = True,
+        optimizer: str = "adam",
         log_psnr_every: int = 50,
         ignore_layers: str | Sequence[str] | None = (),
     ) -> None:
         self.optimization = Optimization(
             iterations, lr, lr_schedule, tuple(lr_decay_at), lr_decay_factor, plateau_patience,
-            signed, boxed, keep_best, stop_patience, stop_loss, vectorize,
+            signed, boxed, keep_best, stop_patience, stop_loss, vectorize, optimizer,
         )
         if not isinstance(restarts, int) or restarts < 1:
             raise ConfigError(f"attack.restarts must be a positive integer, got {restarts}.")
@@ -158,6 +160,10 @@ class GradientInversion(Attack):
                 total = term if total is None else total + term
         return images.new_zeros(()) if total is None else total
 
+    def problem_labels(self, server: ServerView, update: SharedUpdate) -> torch.Tensor | None:
+        """The labels a problem matches with: shared if granted, else inferred (iDLG); None if learned."""
+        return attack_labels(server.model, update, self.labels_known)
+
     def matched_names(self, server: ServerView, update: SharedUpdate) -> list[str]:
         """The parameters whose gradients enter the distance: all shared but ``ignore_layers``."""
         return kept_names(self.ignore_layers, server, list(update.gradients))
@@ -195,8 +201,7 @@ class GradientInversion(Attack):
             server.model, (update.batch_size, *server.spec.shape), problem_seed + 1,
             update.samples, self.samples_known,
         )
-        labels = attack_labels(server.model, update, self.labels_known)
-        return Problem(victim, update, labels, problem_seed, samples)
+        return Problem(victim, update, self.problem_labels(server, update), problem_seed, samples)
 
 
 def _problem_seed(seed: int, victim: int, restart: int) -> int:
@@ -242,7 +247,7 @@ class InversionModule(L.LightningModule):
         self.progress = [_Progress() for _ in problems]
         self.schedulers: list[Any] = []
         self.targets: list[Tensors] = []
-        self.labels: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor | None] = []
         self.batching: str | None = None
         self.layers: dict[str, nn.Linear] | None = None
         self.pending_losses: list[tuple[int, float]] = []
@@ -279,12 +284,7 @@ class InversionModule(L.LightningModule):
     def configure_optimizers(self):
         optimizers = []
         for params, variables in zip(self.candidates, self.learned):
-            by_lr: dict[float, list[nn.Parameter]] = {}
-            for v in variables.values():
-                by_lr.setdefault(v.lr or self.settings.lr, []).append(v.value)
-            groups = [{"params": [params["images"]], "lr": self.settings.lr}]
-            groups += [{"params": values, "lr": lr} for lr, values in by_lr.items()]
-            optimizers.append(torch.optim.Adam(groups))
+            optimizers.append(self.settings.optimizer_for(params["images"], list(variables.values())))
         self.schedulers = [self.settings.scheduler(opt) for opt in optimizers]
         return optimizers
 
@@ -292,13 +292,14 @@ class InversionModule(L.LightningModule):
         for problem, names in zip(self.problems, self.names):
             problem.samples.start(self.device)
             self.targets.append({k: problem.update.gradients[k].to(self.device) for k in names})
-            self.labels.append(problem.labels.to(self.device))
+            self.labels.append(None if problem.labels is None else problem.labels.to(self.device))
         for p in self.model.parameters():
             p.requires_grad_(True)
         self.train()  # recent Lightning keeps modules' modes: set the attack's mode explicitly
         self.batching = self._batching() if self.settings.vectorize else None
         if self.batching is not None:
-            self.stacked_labels = torch.stack(self.labels)
+            if None not in self.labels:
+                self.stacked_labels = torch.stack(self.labels)
             self.stacked_targets = {k: torch.stack([t[k] for t in self.targets]) for k in self.names[0]}
             self.target_norms = squared_norms(self.stacked_targets)
 
@@ -312,13 +313,15 @@ class InversionModule(L.LightningModule):
         """
         layouts = {
             (
-                tuple(c["images"].shape), tuple(self.labels[i].shape), tuple(self.names[i]),
+                tuple(c["images"].shape), tuple(self.forward_labels(i).shape), tuple(self.names[i]),
                 tuple((k, tuple(v.shape)) for k, v in self.attack.buffers(p, self.learned[i]).items()),
                 p.samples.layout,
             )
             for i, (p, c) in enumerate(zip(self.problems, self.candidates))
         }
         blocker = "problems of different shapes" if len(layouts) > 1 else None
+        if self.settings.optimizer == "lbfgs":
+            blocker = "L-BFGS steps each problem with its own line search"
         if blocker is None:
             self.layers = linear_layers(self.model, self.names[0], self.attack.objective)
             if self.layers is not None:
@@ -333,6 +336,11 @@ class InversionModule(L.LightningModule):
             return None
         return "vmap"
 
+    def forward_labels(self, i: int) -> torch.Tensor:
+        """Problem ``i``'s labels for the training loss: fixed, or the softmax of learned logits."""
+        logits = learned_labels(self.learned[i])
+        return self.labels[i] if logits is None else logits.softmax(dim=-1)
+
     def forward_buffers(self, i: int) -> Tensors:
         """Problem ``i``'s buffers for one forward: the attack's, plus its sampling layers' draws."""
         problem = self.problems[i]
@@ -343,7 +351,7 @@ class InversionModule(L.LightningModule):
         """Gradient distance plus penalty for problem ``i`` at its current candidate."""
         images = self.candidates[i]["images"]
         grads = parameter_gradients(
-            self.model, images, self.labels[i], self.names[i], self.forward_buffers(i),
+            self.model, images, self.forward_labels(i), self.names[i], self.forward_buffers(i),
             create_graph=create_graph,
         )
         distance = self.distance(grads, self.targets[i])
@@ -357,7 +365,7 @@ class InversionModule(L.LightningModule):
         buffers = [self.forward_buffers(i) for i in live]
         stacked = (
             torch.stack(images),
-            self._rows(self.stacked_labels, live),
+            self._stacked_labels(live),
             {k: torch.stack([b[k] for b in buffers]) for k in buffers[0]},
             {k: self._rows(t, live) for k, t in self.stacked_targets.items()},
         )
@@ -370,6 +378,12 @@ class InversionModule(L.LightningModule):
             distances = batched_distances(self.model, *stacked, self.distance)
         priors = [self.attack.penalty(x, self.learned[i]) for x, i in zip(images, live)]
         return distances + torch.stack(priors)
+
+    def _stacked_labels(self, live: list[int]) -> torch.Tensor:
+        """The live problems' forward labels, stacked (computed anew when they are learned)."""
+        if None in self.labels:
+            return torch.stack([self.forward_labels(i) for i in live])
+        return self._rows(self.stacked_labels, live)
 
     def _rows(self, stacked: torch.Tensor, live: list[int]) -> torch.Tensor:
         """The live problems' rows of a tensor stacked over all problems (no copy if all live)."""
@@ -404,6 +418,11 @@ class InversionModule(L.LightningModule):
         self.manual_backward(loss, inputs=list(self.candidates[i].parameters()))
         return loss.detach()
 
+    def _reevaluate(self, i: int, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        """L-BFGS's closure: problem ``i``'s loss and gradients at the optimizer's current point."""
+        optimizer.zero_grad(set_to_none=True)
+        return self._backward_one(i)
+
     def _flush_losses(self) -> None:
         """Hand every buffered step's mean loss to the logger, each with its own step.
 
@@ -429,7 +448,10 @@ class InversionModule(L.LightningModule):
             state.since_best += 1
         if settings.signed:
             params["images"].grad.sign_()
-        optimizer.step()
+        if isinstance(optimizer, torch.optim.LBFGS):
+            optimizer.step(lambda: self._reevaluate(i, optimizer))
+        else:
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         scheduler = self.schedulers[i]
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -459,10 +481,12 @@ class InversionModule(L.LightningModule):
             with torch.enable_grad():
                 distance = float(self.loss(i, create_graph=False))
             masks = {k: v.detach().cpu() for k, v in dropout_masks(self.learned[i]).items()}
+            logits = learned_labels(self.learned[i])
+            labels = self.labels[i] if logits is None else logits.argmax(dim=-1)
             results.append(
                 Reconstruction(
                     images=params["images"].detach().cpu(),
-                    labels=self.labels[i].cpu(),
+                    labels=labels.detach().cpu(),
                     gradient_loss=distance,
                     iterations=state.steps,
                     masks=masks or None,

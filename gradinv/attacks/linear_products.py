@@ -70,7 +70,7 @@ def linear_distances(
     if any(len(calls) != 1 for calls in seen.values()):
         raise RuntimeError("a matched linear layer ran more or less than once in one forward pass")
     # Each problem's loss is a mean over its own batch: the sum over problems is P x the mean.
-    loss = problems * training_loss(model, logits, labels.flatten())
+    loss = problems * training_loss(model, logits, labels.flatten(0, 1))
     outputs = [seen[name][0][1] for name in layers]
     deltas = torch.autograd.grad(loss, outputs, create_graph=True)
     dot = norm = images.new_zeros(problems)

@@ -3,8 +3,9 @@
 An attack hands the optimization loop a ``Variable`` per extra tensor: the loop optimizes its
 ``value`` with Adam at ``lr``, clamps it to ``bounds`` after every step and, when ``buffer``
 names a module buffer, substitutes it in the attacker's forward pass. Its type tells evaluation
-what the value guesses: a ``DropoutMask`` is scored against the client's recorded mask, any
-other kind is reported by the attack alone.
+what the value guesses: a ``DropoutMask`` is scored against the client's recorded mask;
+``LabelLogits`` replace the problem's labels in the training loss by their softmax (DLG's
+learned soft labels) and their argmax is the attack's label guess.
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ class DropoutMask(Variable):
     """A learned dropout mask of one site, whose drop rate the site's configuration gives."""
 
     rate: float = 0.0  # the site's drop probability p
+
+
+@dataclass
+class LabelLogits(Variable):
+    """Learned logits of the batch's labels (batch x classes); the loss sees their softmax."""
+
+
+def learned_labels(variables: dict[str, Variable]) -> torch.Tensor | None:
+    """The logits of a ``LabelLogits`` variable, if the attack learns the labels."""
+    found = [v.value for v in variables.values() if isinstance(v, LabelLogits)]
+    return found[0] if found else None
 
 
 def dropout_masks(variables: dict[str, Variable]) -> dict[str, torch.Tensor]:
