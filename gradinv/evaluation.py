@@ -60,7 +60,8 @@ def evaluate(
         matched.append(guess[order])
     metrics = {name: _mean([getattr(row, name) for row in per_image]) for name in IMAGE_METRICS}
     metrics["label_accuracy"] = fmean(float(row.label == row.predicted_label) for row in per_image)
-    metrics[gradient_metric(gradient_distance)] = fmean(rec.gradient_loss for rec in reconstructions)
+    distances = [rec.gradient_loss for rec in reconstructions]
+    metrics[gradient_metric(gradient_distance)] = fmean(distances)
     reasons = {"lpips": lpips_reason} if metrics["lpips"] is None else {}
     masks, mask_reason = mask_metrics(
         [record.masks for record in records], [rec.masks for rec in reconstructions], orders

@@ -50,7 +50,7 @@ def to_record(run: Any, tmp: Path) -> dict[str, Any]:
 
 def _prefixed(summary: dict[str, Any], prefix: str) -> dict[str, Any]:
     """The summary's entries under ``prefix``, without it."""
-    return {key.removeprefix(prefix): value for key, value in summary.items() if key.startswith(prefix)}
+    return {k.removeprefix(prefix): value for k, value in summary.items() if k.startswith(prefix)}
 
 
 def _per_image(run: Any, entry: Any, tmp: Path) -> list[dict[str, Any]]:

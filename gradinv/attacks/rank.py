@@ -1,4 +1,4 @@
-"""R-GAP's rank analysis: per layer, do the weight-gradient and forward constraints determine the input?
+"""R-GAP's rank analysis: per layer, do its weight-gradient and forward constraints fix its input?
 
 A layer's verdict is "full" when the rank of its stacked constraints equals its number of
 unknowns (the input is determined), else "deficient" (a subspace of inputs is invisible).
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-COLUMNS = ("layer", "unknowns", "weight_gradient_constraints", "forward_constraints", "rank", "verdict")
+COLUMNS = (
+    "layer", "unknowns", "weight_gradient_constraints", "forward_constraints", "rank", "verdict"
+)
 
 
 def rank_row(
