@@ -53,7 +53,7 @@ def gradient_metric(distance: str) -> str:
     return f"gradient_{distance}"
 
 
-def label(metric: str) -> str:
+def metric_label(metric: str) -> str:
     """The human label of ``metric``, or the name itself when it has none."""
     return LABELS.get(metric, metric)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gradinv.schema import label
+from gradinv.schema import metric_label
 from multirun_analysis.gallery import write_galleries
 from multirun_analysis.loading import Collection
 from multirun_analysis.plots import plot_curves, plot_metric
@@ -21,7 +21,7 @@ def write_report(collection: Collection, out: Path) -> list[Path]:
     summary = summarize(collection.images)
     summary.to_csv(written[2], index=False)
     for metric in TABLE_METRICS:
-        title = f"{label(metric)}: mean ± std over victim images, by dropout p"
+        title = f"{metric_label(metric)}: mean ± std over victim images, by dropout p"
         files = {suffix: out / f"table_{metric}.{suffix}" for suffix in ("md", "tex", "csv")}
         files["md"].write_text(to_markdown(text_table(summary, metric), title))
         files["tex"].write_text(to_latex(text_table(summary, metric, latex=True), title))
