@@ -1,8 +1,9 @@
 """R-GAP's rank analysis from the command line: ``python -m gradinv.rank model=cnn6 dataset=cifar10``.
 
 Takes the same Hydra overrides as ``gradinv/main.py``; builds the model, lets the client share
-the exact gradient of the first victim image, and prints per layer the unknowns, the gradient
-and weight constraints, the rank of the combined system and the verdict (full | deficient).
+the exact gradient of the first victim image, and prints per layer the unknowns, the
+weight-gradient and forward constraints, the rank of the combined system and the verdict
+(full | deficient).
 """
 
 from __future__ import annotations

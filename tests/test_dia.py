@@ -69,7 +69,7 @@ def test_dia_without_dropout_is_exactly_ig_in_the_default_setting(tmp_path):
     dia = run_config(["attack=dia", *budget], tmp_path / "dia")
     ig = run_config(["attack=ig", *budget], tmp_path / "ig")
     assert dia["per_image"] == ig["per_image"]
-    assert dia["metrics"]["gradient_loss"] == ig["metrics"]["gradient_loss"]
+    assert dia["metrics"]["gradient_cosine_distance"] == ig["metrics"]["gradient_cosine_distance"]
     assert dia["metrics"]["mask_accuracy"] is None
     assert "p = 0" in dia["unavailable"]["mask_accuracy"]
 

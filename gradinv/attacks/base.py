@@ -88,6 +88,9 @@ class Attack(ABC):
     #: Attacks that solve the exact gradient's equations (R-GAP) set this; the experiment then
     #: refuses defenses whose ``perturbs_update`` is set.
     needs_exact_update = False
+    #: What ``Reconstruction.gradient_loss`` measures, e.g. 'cosine_distance'; results.json
+    #: reports its mean as ``gradinv.schema.gradient_metric`` of it.
+    gradient_distance: str
 
     @abstractmethod
     def knowledge(self) -> dict[str, Any]:

@@ -126,6 +126,11 @@ class GradientInversion(Attack):
         self.log_psnr_every = log_psnr_every
         self.ignore_layers = as_patterns(ignore_layers)
 
+    @property
+    def gradient_distance(self) -> str:
+        """The objective's distance, named as its function: 'cosine_distance', 'squared_distance'."""
+        return OBJECTIVES[self.objective].__name__
+
     # ----------------------------------------------------------------- the loop's hooks
     def knowledge(self) -> dict[str, Any]:
         return {"labels_known": self.labels_known, "samples_known": self.samples_known}
