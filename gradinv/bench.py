@@ -23,7 +23,8 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig
 
 from gradinv.attacks.base import AttackRuntime, ServerView
-from gradinv.attacks.objectives import cosine_distance, total_variation
+from gradinv.attacks.objectives import cosine_distance
+from gradinv.attacks.regularizers import total_variation
 from gradinv.cli import CONFIG_DIR
 from gradinv.defenses.base import NoDefense
 from gradinv.errors import instantiate

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from statistics import fmean
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 
@@ -12,15 +13,30 @@ from gradinv.data.spec import DataSpec
 from gradinv.federated.update import PrivateRecord
 from gradinv.metrics.image_quality import image_quality
 from gradinv.metrics.masks import mask_metrics
+from gradinv.schema import IMAGE_METRICS, ImageScore, gradient_metric
 
-METRICS = ("mse", "psnr", "ssim", "lpips")
+
+@dataclass
+class Scores:
+    """The run's mean metrics (with the reason for each unavailable one), its per-image scores,
+    and the originals with their matched reconstructions (pixel space, [0, 1]) for the picture."""
+
+    metrics: dict[str, float | None]
+    unavailable: dict[str, str]
+    per_image: list[ImageScore]
+    originals: torch.Tensor
+    reconstructions: torch.Tensor
 
 
 def evaluate(
-    records: Sequence[PrivateRecord], reconstructions: Sequence[Reconstruction], spec: DataSpec
-) -> dict[str, Any]:
-    """Per-image and mean metrics, plus the matched pixel-space images for the picture."""
-    per_image: list[dict[str, Any]] = []
+    records: Sequence[PrivateRecord],
+    reconstructions: Sequence[Reconstruction],
+    spec: DataSpec,
+    gradient_distance: str,
+) -> Scores:
+    """Per-image and mean metrics, plus the matched pixel-space images for the picture;
+    ``gradient_distance`` names what the reconstructions' ``gradient_loss`` measures."""
+    per_image: list[ImageScore] = []
     originals, matched, orders = [], [], []
     lpips_reason = None
     for victim, (record, rec) in enumerate(zip(records, reconstructions)):
@@ -32,21 +48,20 @@ def evaluate(
         orders.append(order)
         for j, index in enumerate(record.indices):
             per_image.append(
-                {
-                    "victim": victim,
-                    "index": index,
-                    "label": int(record.labels[j]),
-                    "predicted_label": int(rec.labels[order[j]]),
-                    **{name: quality[name][j] for name in METRICS},
-                }
+                ImageScore(
+                    victim=victim,
+                    index=index,
+                    label=int(record.labels[j]),
+                    predicted_label=int(rec.labels[order[j]]),
+                    **{name: quality[name][j] for name in IMAGE_METRICS},
+                )
             )
         originals.append(truth)
         matched.append(guess[order])
-    metrics = {name: _mean([row[name] for row in per_image]) for name in METRICS}
-    metrics["label_accuracy"] = fmean(
-        float(row["label"] == row["predicted_label"]) for row in per_image
-    )
-    metrics["gradient_loss"] = fmean(rec.gradient_loss for rec in reconstructions)
+    metrics = {name: _mean([getattr(row, name) for row in per_image]) for name in IMAGE_METRICS}
+    metrics["label_accuracy"] = fmean(float(row.label == row.predicted_label) for row in per_image)
+    distances = [rec.gradient_loss for rec in reconstructions]
+    metrics[gradient_metric(gradient_distance)] = fmean(distances)
     reasons = {"lpips": lpips_reason} if metrics["lpips"] is None else {}
     masks, mask_reason = mask_metrics(
         [record.masks for record in records], [rec.masks for rec in reconstructions], orders
@@ -54,13 +69,7 @@ def evaluate(
     metrics.update(masks)
     if mask_reason is not None:
         reasons["mask_accuracy"] = mask_reason
-    return {
-        "metrics": metrics,
-        "unavailable": reasons,
-        "per_image": per_image,
-        "originals": torch.cat(originals),
-        "reconstructions": torch.cat(matched),
-    }
+    return Scores(metrics, reasons, per_image, torch.cat(originals), torch.cat(matched))
 
 
 def _mean(values: list[float | None]) -> float | None:

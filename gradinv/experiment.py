@@ -18,22 +18,22 @@ from gradinv.attacks.base import AttackRuntime, ServerView
 from gradinv.data.datasets import ImageDataset
 from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError, instantiate
-from gradinv.evaluation import evaluate
+from gradinv.evaluation import Scores, evaluate
 from gradinv.federated.client import FederatedClient
 from gradinv.metrics.lpips import fetch_weights
 from gradinv.metrics.monitor import ConvergenceMonitor
 from gradinv.models.build import build_model
+from gradinv.schema import GROUPS, OK, PICTURE_FILE, RESULTS_FILE, RunRecord, Timing
+from gradinv.schema import WANDB_METRICS_PREFIX, WANDB_TIMING_PREFIX
 from gradinv.tracking.console import set_verbosity
 from gradinv.tracking.images import reconstruction_grid, save_reconstruction
 from gradinv.tracking.progress import AttackProgressBar
-from gradinv.tracking.results import RESULTS_FILE, ResultsFile, read_results, recording
+from gradinv.tracking.results import ResultsFile, read_results, recording
 from gradinv.tracking.wandb_logger import finish_run
 from gradinv.tracking.wandb_tables import log_per_image_table
 from gradinv.typecheck import check_fields
 
 log = logging.getLogger(__name__)
-GROUPS = ("dataset", "model", "defense", "attack", "experiment")
-PICTURE = "reconstruction.png"
 
 
 def choices(cfg: DictConfig, groups: tuple[str, ...] = GROUPS) -> dict[str, Any]:
@@ -55,7 +55,8 @@ def run_dir() -> Path:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Execute the run; results.json says 'running' until it ends 'ok' or 'failed'.
+    """Execute the run and return its results.json content; the file says 'running' until it
+    ends 'ok' or 'failed'.
 
     With ``resume=true`` a run whose folder already holds an ok results.json of the same
     configuration is not run again: its stored outcome is returned and the file is left
@@ -75,7 +76,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 f"resume=true found a finished run of another configuration in {run_dir()} "
                 f"({difference}); point hydra.sweep.dir (or hydra.run.dir) at a new folder."
             )
-    with recording(run_dir(), choices=choices(cfg), config=config) as results:
+    with recording(run_dir(), RunRecord(choices=choices(cfg), config=config)) as results:
         return _execute(cfg, results)
 
 
@@ -108,7 +109,7 @@ def finished(folder: Path) -> dict[str, Any] | None:
         stored = read_results(path)
     except ValueError:
         return None
-    return stored if stored.get("status") == "ok" else None
+    return stored if stored.get("status") == OK else None
 
 
 def build_setting(cfg: DictConfig) -> tuple[ImageDataset, Defense, nn.Module]:
@@ -139,7 +140,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     device = run_device(cfg.trainer.accelerator)
 
     client = FederatedClient(model, defense, **cfg.client).to(device)
-    server = ServerView.of(model, spec, client.batch_statistics)
+    server = ServerView.of(model, spec, client.batch_statistics, defense.skippable_parameters(model))
     updates, records = zip(*(client.share(victim) for victim in victims))
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
@@ -161,39 +162,32 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
 
     if cfg.get("metrics", {}).get("lpips_download", False):
         fetch_weights()
-    scored = evaluate(records, reconstructions, spec)
+    scores = evaluate(records, reconstructions, spec, attack.gradient_distance)
     save_reconstruction(
-        scored["originals"], scored["reconstructions"], run_dir() / PICTURE,
-        scored["per_image"], title=cell_title(choices(cfg)),
+        scores.originals, scores.reconstructions, run_dir() / PICTURE_FILE,
+        scores.per_image, title=cell_title(choices(cfg)),
     )
     steps = sum(rec.iterations for rec in reconstructions)
-    timing = {
-        "total_seconds": time.perf_counter() - started,
-        "attack_seconds": attack_seconds,
-        "iterations": cfg.attack.get("iterations"),
-        "optimizer_steps": steps,
-        "seconds_per_iteration": attack_seconds / steps if steps else None,
-    }
-    outcome = {
-        "knowledge": attack.knowledge(),
-        "attack_report": attack.report(),
-        "metrics": scored["metrics"],
-        "unavailable": scored["unavailable"],
-        "per_image": scored["per_image"],
-        "timing": timing,
-        "curve": monitor.curve,
-        "picture": PICTURE,
-        "device": str(device),
-    }
+    timing = Timing(
+        total_seconds=time.perf_counter() - started,
+        attack_seconds=attack_seconds,
+        iterations=cfg.attack.get("iterations"),
+        optimizer_steps=steps,
+        seconds_per_iteration=attack_seconds / steps if steps else None,
+    )
     if logger is not None:
-        _log_final(logger, scored, timing)
-    results.write(status="ok", **outcome)
+        _log_final(logger, scores, timing)
+    results.write(
+        status=OK, knowledge=attack.knowledge(), attack_report=attack.report(),
+        metrics=scores.metrics, unavailable=scores.unavailable, per_image=scores.per_image,
+        timing=timing, curve=monitor.curve, picture=PICTURE_FILE, device=str(device),
+    )
     log.info(
         "PSNR %s dB, SSIM %s, LPIPS %s in %.1f s",
-        _fmt(scored["metrics"]["psnr"]), _fmt(scored["metrics"]["ssim"]),
-        _fmt(scored["metrics"]["lpips"]), timing["total_seconds"],
+        _fmt(scores.metrics["psnr"]), _fmt(scores.metrics["ssim"]),
+        _fmt(scores.metrics["lpips"]), timing.total_seconds,
     )
-    return outcome
+    return results.record.to_dict()
 
 
 def run_device(accelerator: str):
@@ -215,16 +209,16 @@ def cell_title(cell: dict[str, Any]) -> str:
     )
 
 
-def _log_final(logger, scored: dict[str, Any], timing: dict[str, Any]) -> None:
-    final = {f"final/{k}": v for k, v in scored["metrics"].items() if v is not None}
-    final.update({f"timing/{k}": v for k, v in timing.items() if v is not None})
+def _log_final(logger, scores: Scores, timing: Timing) -> None:
+    final = {f"{WANDB_METRICS_PREFIX}{k}": v for k, v in scores.metrics.items() if v is not None}
+    final.update({f"{WANDB_TIMING_PREFIX}{k}": v for k, v in timing.to_dict().items() if v is not None})
     logger.log_metrics(final)
     if hasattr(logger, "log_image"):
-        grid = reconstruction_grid(scored["originals"], scored["reconstructions"])
+        grid = reconstruction_grid(scores.originals, scores.reconstructions)
         logger.log_image("reconstruction", [grid], caption=["originals (top) vs reconstructions"])
     logger.finalize("success")
     if isinstance(logger, WandbLogger):
-        log_per_image_table(logger, scored)
+        log_per_image_table(logger, scores)
         finish_run(logger)
 
 

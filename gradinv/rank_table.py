@@ -2,8 +2,8 @@
 
 ``python -m gradinv.rank_table model=cnn6 dataset=cifar10`` takes the same Hydra overrides as
 ``gradinv/main.py``; it builds the model, lets the client share the exact gradient of the first
-victim image, and prints per layer the unknowns, the gradient and weight constraints, the rank
-of the combined system and the verdict (full | deficient).
+victim image, and prints per layer the unknowns, the weight-gradient and forward constraints,
+the rank of the combined system and the verdict (full | deficient).
 """
 
 from __future__ import annotations

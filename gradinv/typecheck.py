@@ -4,7 +4,7 @@ Every config group entry names its class in ``_target_``; the type hints of that
 ``__init__`` (and of its bases', for fields passed on through ``**kwargs``) say what each field
 may hold. ``check_fields`` compares the composed values with them before anything is built, so
 ``model.dropout=high`` or ``dataset.batch_size=2.0`` stops with the field's name and the type it
-needs. A new attack, model, dataset or defense is covered by its own type hints.
+needs; entries built from a ``_target_`` of their own (an attack's regularizers) are checked too. A new attack, model, dataset or defense is covered by its own type hints.
 """
 
 from __future__ import annotations
@@ -31,6 +31,17 @@ def check_fields(group: str, cfg: DictConfig | Mapping[str, Any]) -> None:
     for key, value in fields.items():
         if key in hints and not matches(value, hints[key]):
             raise ConfigError(f"{group}.{key} must be {describe(hints[key])}, got {value!r}.")
+        for path, nested in _nested_targets(f"{group}.{key}", value):
+            check_fields(path, nested)
+
+
+def _nested_targets(path: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Entries built from their own ``_target_`` (a field, or each value of a mapping field)."""
+    if not isinstance(value, dict):
+        return []
+    if "_target_" in value:
+        return [(path, value)]
+    return [(f"{path}.{k}", v) for k, v in value.items() if isinstance(v, dict) and "_target_" in v]
 
 
 def declared_types(cls: type) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from gradinv.data.spec import DataSpec
 from gradinv.errors import ConfigError, instantiate
 from gradinv.experiment import build_setting, choices, run_dir
 from gradinv.federated.client import FederatedClient
+from gradinv.schema import OK, TrainingRecord
 from gradinv.tracking.console import set_verbosity
 from gradinv.tracking.results import ResultsFile, recording
 
@@ -68,10 +69,11 @@ def train_test_sets(
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run the training; results.json says 'running' until it ends 'ok' or 'failed'."""
+    """Run the training and return its results.json content; the file says 'running' until it
+    ends 'ok' or 'failed'."""
     set_verbosity(bool(cfg.get("verbose", False)))
     config = OmegaConf.to_container(cfg, resolve=True)
-    with recording(run_dir(), choices=choices(cfg, GROUPS), config=config) as results:
+    with recording(run_dir(), TrainingRecord(choices=choices(cfg, GROUPS), config=config)) as results:
         return _execute(cfg, results)
 
 
@@ -113,14 +115,11 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     train_seconds = time.perf_counter() - started
     accuracy = trainer.test(client, loader(test_set, False), verbose=False)[0]["test/accuracy"]
     torch.save(model.state_dict(), run_dir() / WEIGHTS)
-    outcome = {
-        "metrics": {"test_accuracy": accuracy},
-        "split": split,
-        "timing": {"total_seconds": time.perf_counter() - started, "train_seconds": train_seconds},
-        "weights": WEIGHTS,
-    }
     if logger is not None:
         logger.finalize("success")
-    results.write(status="ok", **outcome)
+    results.write(
+        status=OK, metrics={"test_accuracy": accuracy}, split=split, weights=WEIGHTS,
+        timing={"total_seconds": time.perf_counter() - started, "train_seconds": train_seconds},
+    )
     log.info("test accuracy %.3f (%s); weights in %s", accuracy, split, run_dir() / WEIGHTS)
-    return outcome
+    return results.record.to_dict()

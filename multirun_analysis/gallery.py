@@ -12,13 +12,14 @@ import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-PICTURE = "reconstruction.png"
+from gradinv.schema import PICTURE_FILE  # noqa: E402
+
 ROWS = ["model", "defense", "attack"]
 
 
 def write_galleries(runs: pd.DataFrame, out: Path) -> list[Path]:
     """One gallery_<dataset>.png per dataset, from the lowest seed of each cell with a picture."""
-    runs = runs.assign(picture=[Path(run) / PICTURE for run in runs["run"]])
+    runs = runs.assign(picture=[Path(run) / PICTURE_FILE for run in runs["run"]])
     runs = runs[[picture.is_file() for picture in runs["picture"]]]
     written = []
     for dataset, part in runs.groupby("dataset", sort=True):

@@ -14,8 +14,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-RESULTS_FILE = "results.json"
-CELL = ["dataset", "model", "defense", "attack", "dropout", "seed"]
+from gradinv.schema import CELL, OK, RESULTS_FILE, RunRecord
 
 
 @dataclass
@@ -61,32 +60,37 @@ def read_folders(paths: Iterable[str | Path]) -> Collection:
 def from_records(records: Iterable[dict[str, Any]]) -> Collection:
     """Tidy frames from results.json-shaped dicts, each with a ``run`` name."""
     runs, images, curves, skipped = [], [], [], []
-    for record in records:
-        status = record.get("status")
-        if status != "ok":
-            reason = f"status {status!r}" + (f": {record['error']}" if record.get("error") else "")
-            skipped.append((record["run"], reason))
+    for data in records:
+        record = RunRecord.from_dict(data)
+        if record.status != OK:
+            reason = f"status {record.status!r}" + (f": {record.error}" if record.error else "")
+            skipped.append((data["run"], reason))
             continue
-        cell = {"run": record["run"], **_cell(record)}
+        cell = {"run": data["run"], **_cell(record)}
         runs.append({**cell, **_run_values(record)})
-        images.extend({**cell, **_values(row)} for row in record.get("per_image") or [])
-        curves.extend({**cell, **_values(point)} for point in record.get("curve") or [])
+        images.extend({**cell, **_values(row.to_dict())} for row in record.per_image or [])
+        curves.extend({**cell, **_values(point.to_dict())} for point in record.curve or [])
     return Collection(_frame(runs), _frame(images), skipped, _frame(curves))
 
 
-def _cell(record: dict[str, Any]) -> dict[str, Any]:
-    choices = record.get("choices") or {}
+def _cell(record: RunRecord) -> dict[str, Any]:
+    choices = record.choices or {}
     cell = {key: choices.get(key) for key in CELL}
-    attack = (record.get("config") or {}).get("attack") or {}
+    attack = (record.config or {}).get("attack") or {}
     cell["iterations"] = attack.get("iterations")
     return cell
 
 
-def _run_values(record: dict[str, Any]) -> dict[str, Any]:
+def _run_values(record: RunRecord) -> dict[str, Any]:
     """The run's metrics by their own names, then timing, knowledge and report scalars, prefixed."""
-    values = _values(record.get("metrics") or {})
-    for prefix in ("timing", "knowledge", "attack_report"):
-        for key, value in _values(record.get(prefix) or {}).items():
+    values = _values(record.metrics or {})
+    sections = {
+        "timing": record.timing.to_dict() if record.timing else {},
+        "knowledge": record.knowledge or {},
+        "attack_report": record.attack_report or {},
+    }
+    for prefix, section in sections.items():
+        for key, value in _values(section).items():
             values[f"{prefix}_{key}"] = value
     return values
 

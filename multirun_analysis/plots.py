@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS", "mask_accuracy": "mask accuracy", "loss": "attack loss"}
+from gradinv.schema import metric_label  # noqa: E402
 
 
 def plot_metric(summary: pd.DataFrame, metric: str, path: Path) -> bool:
@@ -68,7 +68,7 @@ def _panel_grid(count: int, sharex: bool = False):
 def _finish_panel(ax, title: str, xlabel: str, metric: str) -> None:
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(LABELS.get(metric, metric))
+    ax.set_ylabel(metric_label(metric))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gradinv.schema import metric_label
 from multirun_analysis.gallery import write_galleries
 from multirun_analysis.loading import Collection
 from multirun_analysis.plots import plot_curves, plot_metric
 from multirun_analysis.tables import TABLE_METRICS, numeric_table, summarize, text_table, to_latex, to_markdown
-
-NAMES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "lpips": "LPIPS"}
 
 
 def write_report(collection: Collection, out: Path) -> list[Path]:
@@ -22,7 +21,7 @@ def write_report(collection: Collection, out: Path) -> list[Path]:
     summary = summarize(collection.images)
     summary.to_csv(written[2], index=False)
     for metric in TABLE_METRICS:
-        title = f"{NAMES[metric]}: mean ± std over victim images, by dropout p"
+        title = f"{metric_label(metric)}: mean ± std over victim images, by dropout p"
         files = {suffix: out / f"table_{metric}.{suffix}" for suffix in ("md", "tex", "csv")}
         files["md"].write_text(to_markdown(text_table(summary, metric), title))
         files["tex"].write_text(to_latex(text_table(summary, metric, latex=True), title))

@@ -10,9 +10,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-TABLE_KEY = "per_image"  # the key gradinv.tracking.wandb_tables logs the per-image Table under
-STATES = {"finished": "ok"}
-CHOICES = ("dataset", "model", "defense", "attack", "dropout", "seed")
+from gradinv.schema import (
+    CELL, OK, WANDB_IMAGE_COLUMNS, WANDB_METRICS_PREFIX, WANDB_TABLE, WANDB_TIMING_PREFIX,
+)
+
+STATES = {"finished": OK}
 
 
 def read_wandb(project: str, group: str | None = None) -> list[dict[str, Any]]:
@@ -33,21 +35,22 @@ def read_wandb(project: str, group: str | None = None) -> list[dict[str, Any]]:
 def to_record(run: Any, tmp: Path) -> dict[str, Any]:
     """One W&B run (config, summary, per-image table) as a results.json-like record."""
     summary = dict(run.summary)
-    metrics = {
-        key.removeprefix("final/"): value for key, value in summary.items() if key.startswith("final/")
-    }
-    timing = {
-        key.removeprefix("timing/"): value for key, value in summary.items() if key.startswith("timing/")
-    }
+    metrics = _prefixed(summary, WANDB_METRICS_PREFIX)
+    timing = _prefixed(summary, WANDB_TIMING_PREFIX)
     return {
         "run": f"wandb:{run.path if isinstance(run.path, str) else '/'.join(run.path)}",
         "status": STATES.get(run.state, run.state),
-        "choices": {key: run.config.get(key) for key in CHOICES},
+        "choices": {key: run.config.get(key) for key in CELL},
         "config": {"attack": {"iterations": run.config.get("iterations")}},
         "metrics": metrics,
         "timing": timing,
-        "per_image": _per_image(run, summary.get(TABLE_KEY), tmp),
+        "per_image": _per_image(run, summary.get(WANDB_TABLE), tmp),
     }
+
+
+def _prefixed(summary: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The summary's entries under ``prefix``, without it."""
+    return {k.removeprefix(prefix): value for k, value in summary.items() if k.startswith(prefix)}
 
 
 def _per_image(run: Any, entry: Any, tmp: Path) -> list[dict[str, Any]]:
@@ -56,5 +59,5 @@ def _per_image(run: Any, entry: Any, tmp: Path) -> list[dict[str, Any]]:
         return []
     local = run.file(entry["path"]).download(root=str(tmp), replace=True)
     table = json.loads(Path(local.name).read_text())
-    keep = [i for i, name in enumerate(table["columns"]) if name not in ("original", "reconstruction")]
+    keep = [i for i, name in enumerate(table["columns"]) if name not in WANDB_IMAGE_COLUMNS]
     return [{table["columns"][i]: row[i] for i in keep} for row in table["data"]]

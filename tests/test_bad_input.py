@@ -28,7 +28,7 @@ from tests.helpers import REPO_ROOT, compose_config, run_config
         (["model.dropout=null"], "model.dropout must be a number, got None."),
         (["seed=abc"], "seed must be an integer, got 'abc'."),
         (["dataset.batch_size=2.0"], "dataset.batch_size must be an integer, got 2.0."),
-        (["attack.tv_weight=abc"], "attack.tv_weight must be a number, got 'abc'."),
+        (["attack.regularizers.total_variation.weight=abc"], "attack.regularizers.total_variation.weight must be a number, got 'abc'."),
         (["attack.lr_decay_at=[0.5,x]"], "attack.lr_decay_at must be a list of numbers, got [0.5, 'x']."),
         (["attack.lr_decay_at=[2.0]"], "attack.lr_decay_at must list fractions of the iterations in (0, 1)"),
     ],

@@ -130,8 +130,8 @@ def test_ig_precode_matches_everything_but_the_ignored_set():
     model = precode_model()
     names = [n for n, _ in model.named_parameters()]
     update = SharedUpdate({n: torch.zeros(1) for n in names}, batch_size=1)
-    server = ServerView.of(model, SPEC)
-    kept = InvertingGradients(ignore_layers="precode").matched_names(server, update)
+    server = ServerView.of(model, SPEC, defended=Precode().skippable_parameters(model))
+    kept = InvertingGradients(ignore_layers="defended").matched_names(server, update)
     assert kept == [n for n in names if n not in stochastic_parameters(model)]
     assert "bottleneck.encoder.weight" in kept
     assert InvertingGradients(ignore_layers=["head.*"]).matched_names(server, update) == [
@@ -147,8 +147,8 @@ def test_ignore_layers_refuses_patterns_that_match_nothing_or_everything():
     with pytest.raises(ConfigError, match="leaves no gradient to match"):
         InvertingGradients(ignore_layers="*").matched_names(ServerView.of(model, SPEC), update)
     bare = build_model(option("model", "mlp"), SPEC, 0)
-    with pytest.raises(ConfigError, match="defense=precode or defense=ppp"):
-        InvertingGradients(ignore_layers="precode").matched_names(ServerView.of(bare, SPEC), update)
+    with pytest.raises(ConfigError, match="entry 'defended' needs a defense that declares stochastic"):
+        InvertingGradients(ignore_layers="defended").matched_names(ServerView.of(bare, SPEC), update)
 
 
 def test_ppp_noise_touches_exactly_the_layers_before_the_decoder():
@@ -216,10 +216,10 @@ def test_precode_stops_ig_and_the_precode_aware_attack_breaks_it(tmp_path):
 
 def test_dia_takes_the_same_ignore_layers_field(tmp_path):
     outcome = run_config(
-        ["dataset=cifar10", "defense=precode", "attack=dia", "attack.ignore_layers=precode",
+        ["dataset=cifar10", "defense=precode", "attack=dia", "attack.ignore_layers=defended",
          "model.dropout=0.1", "attack.iterations=3"],
         tmp_path,
     )
     results = json.loads((tmp_path / "results.json").read_text())
-    assert results["status"] == "ok" and results["config"]["attack"]["ignore_layers"] == "precode"
+    assert results["status"] == "ok" and results["config"]["attack"]["ignore_layers"] == "defended"
     assert outcome["metrics"]["mask_accuracy"] is not None

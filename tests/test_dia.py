@@ -9,7 +9,10 @@ import torch
 
 from gradinv.attacks.base import ServerView
 from gradinv.attacks.dia import DropoutInversion
-from gradinv.attacks.gradient_inversion import InversionModule, Problem
+from gradinv.attacks.gradient_inversion import InversionModule
+from gradinv.attacks.objectives import OBJECTIVES
+from gradinv.attacks.regularizers import MaskRate
+from gradinv.attacks.variables import DropoutMask, Variable
 from gradinv.attacks.wiig import WellInformedIG
 from gradinv.data.datasets import MNIST
 from gradinv.defenses.base import NoDefense
@@ -66,7 +69,7 @@ def test_dia_without_dropout_is_exactly_ig_in_the_default_setting(tmp_path):
     dia = run_config(["attack=dia", *budget], tmp_path / "dia")
     ig = run_config(["attack=ig", *budget], tmp_path / "ig")
     assert dia["per_image"] == ig["per_image"]
-    assert dia["metrics"]["gradient_loss"] == ig["metrics"]["gradient_loss"]
+    assert dia["metrics"]["gradient_cosine_distance"] == ig["metrics"]["gradient_cosine_distance"]
     assert dia["metrics"]["mask_accuracy"] is None
     assert "p = 0" in dia["unavailable"]["mask_accuracy"]
 
@@ -74,19 +77,20 @@ def test_dia_without_dropout_is_exactly_ig_in_the_default_setting(tmp_path):
 def test_wiig_gradient_loss_is_zero_at_the_true_images():
     server, update, record = shared_round(p=0.5, share_masks=True)
     wiig = WellInformedIG()
-    problem = Problem(0, 0, update, update.labels, seed=0)
+    problem = wiig.problem(server, 0, 0, update, seed=0)
     told = parameter_gradients(
         server.model, record.images, record.labels, buffers=wiig.buffers(problem, {})
     )
     blind = parameter_gradients(server.model, record.images, record.labels)
-    assert float(wiig.objective(told, update.gradients)) == pytest.approx(0.0, abs=1e-6)
-    assert float(wiig.objective(blind, update.gradients)) > 0.05
+    distance = OBJECTIVES[wiig.objective]
+    assert float(distance(told, update.gradients)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distance(blind, update.gradients)) > 0.05
     assert wiig.knowledge()["masks_known"] is True
 
 
 def test_wiig_refuses_a_client_that_keeps_its_masks():
     server, update, _ = shared_round(p=0.5, share_masks=False)
-    problem = Problem(0, 0, update, update.labels, seed=0)
+    problem = WellInformedIG().problem(server, 0, 0, update, seed=0)
     with pytest.raises(ConfigError, match="client.share_masks=true"):
         WellInformedIG().buffers(problem, {})
     with pytest.raises(ConfigError, match="threat.masks must be true"):
@@ -109,8 +113,8 @@ def test_dia_masks_follow_every_site_shape_and_stay_in_the_unit_box():
         MNIST(batch_size=3).victims(seed=0)[0]
     )
     dia = DropoutInversion()
-    masks = dia.init_variables(Problem(0, 0, update, update.labels, 0), server, torch.Generator())
-    shapes = {k: tuple(v.shape) for k, v in masks.items()}
+    masks = dia.init_variables(dia.problem(server, 0, 0, update, 0), server, torch.Generator())
+    shapes = {k: tuple(v.value.shape) for k, v in masks.items()}
     # 7 x 7 patches of 4 px plus the class token; attention weights are batch x heads x 50 x 50;
     # the DIA authors' sites: embeddings, attention weights, its projection, GELU, MLP output.
     assert shapes == {
@@ -120,19 +124,20 @@ def test_dia_masks_follow_every_site_shape_and_stay_in_the_unit_box():
         "blocks.0.mlp.2.mask": (3, 50, 32),
         "blocks.0.mlp.4.mask": (3, 50, 32),
     }
-    for mask in masks.values():
-        mask.add_(0.7)
-    dia.project(masks)
-    assert all(float(m.min()) >= 0 and float(m.max()) <= 1 for m in masks.values())
+    assert all(isinstance(m, DropoutMask) and m.bounds == (0.0, 1.0) and m.rate == 0.1 for m in masks.values())
+    assert all(m.buffer == key for key, m in masks.items())
 
 
 def test_mask_penalty_pulls_the_drop_rate_towards_p():
-    dia = DropoutInversion(tv_weight=0.0, mask_weight=1e-4)
-    dia.rates = {"a.mask": 0.25}
+    dia = DropoutInversion(regularizers={"mask_rate": MaskRate(1e-4)})
     images = torch.zeros(1, 1, 4, 4)
-    # A mask keeping half of its units drops 0.5, 0.25 more than p.
-    penalty = dia.regularizer(images, {"a.mask": torch.tensor([[1.0, 0.0]])})
-    assert float(penalty) == pytest.approx(1e-4 * 0.25)
+    # A mask keeping half of its units drops 0.5, 0.25 more than p; other kinds pay nothing.
+    variables = {
+        "a.mask": DropoutMask(torch.tensor([[1.0, 0.0]]), rate=0.25),
+        "b": Variable(torch.tensor([0.0])),
+    }
+    assert float(dia.penalty(images, variables)) == pytest.approx(1e-4 * 0.25)
+    assert float(DropoutInversion(regularizers={}).penalty(images, variables)) == 0.0
 
 
 def test_mask_accuracy_binarizes_at_half_and_follows_the_image_matching():
@@ -151,12 +156,12 @@ def test_mask_accuracy_binarizes_at_half_and_follows_the_image_matching():
 
 def test_masks_take_their_own_adam_step_when_mask_lr_is_set():
     server, update, _ = shared_round(p=0.25, share_masks=False, batch=1)
-    problems = [Problem(0, 0, update, update.labels, seed=0)]
+    problems = [DropoutInversion().problem(server, 0, 0, update, seed=0)]
     for mask_lr, expected in ((None, [0.1, 0.1]), (0.01, [0.1, 0.01])):
         module = InversionModule(DropoutInversion(mask_lr=mask_lr), server, problems)
         (optimizer,) = module.configure_optimizers()
         assert [group["lr"] for group in optimizer.param_groups] == expected
     start = DropoutInversion(mask_init="keep_rate").init_variables(problems[0], server, torch.Generator())
-    assert {float(m.unique()) for m in start.values()} == {0.75}
+    assert {float(m.value.unique()) for m in start.values()} == {0.75}
     with pytest.raises(ConfigError, match="attack.mask_lr must be positive"):
         DropoutInversion(mask_lr=0)

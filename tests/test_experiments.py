@@ -14,7 +14,8 @@ from tests.helpers import CONF
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))
 # What an optimization attack's setting is: every field but what the attack models or is told.
-NOT_SETTING = {"_target_", "mask_weight", "mask_lr", "mask_init", "masks_known", "ignore_layers"}
+NOT_SETTING = {"_target_", "mask_lr", "mask_init", "masks_known", "ignore_layers"}
+MODELLED_PRIORS = {"mask_rate"}  # DIA's prior on the masks it models
 
 
 def composed(*overrides: str):
@@ -24,13 +25,15 @@ def composed(*overrides: str):
 
 def setting(cfg) -> dict:
     fields = OmegaConf.to_container(cfg.attack, resolve=True)
-    return {k: v for k, v in fields.items() if k not in NOT_SETTING}
+    priors = {k: v for k, v in fields.pop("regularizers").items() if k not in MODELLED_PRIORS}
+    return {**{k: v for k, v in fields.items() if k not in NOT_SETTING}, "regularizers": priors}
 
 
 def test_ig_dia_and_wiig_share_one_default_setting():
     ig, dia, wiig = (setting(composed(f"attack={a}")) for a in ("ig", "dia", "wiig"))
     assert ig == dia == wiig
-    assert ig["tv_weight"] == 1e-5 and ig["lr_schedule"] == "plateau" and ig["keep_best"]
+    assert ig["regularizers"]["total_variation"]["weight"] == 1e-5
+    assert ig["lr_schedule"] == "plateau" and ig["keep_best"]
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -50,8 +53,9 @@ def test_dia_paper_gives_every_attack_of_its_table_the_same_setting(attack):
 
 def test_paper_budgets_and_settings():
     ig = composed("+experiment=ig_paper").attack
-    assert (ig.iterations, ig.tv_weight, ig.lr_schedule, ig.keep_best) == (24000, 1e-4, "multistep", False)
+    tv = ig.regularizers.total_variation.weight
+    assert (ig.iterations, tv, ig.lr_schedule, ig.keep_best) == (24000, 1e-4, "multistep", False)
     precode = composed("+experiment=precode_paper")
     assert precode.defense._target_.endswith("Precode")
-    assert (precode.attack.ignore_layers, precode.attack.iterations, precode.attack.lr) == ("precode", 7000, 0.01)
+    assert (precode.attack.ignore_layers, precode.attack.iterations, precode.attack.lr) == ("defended", 7000, 0.01)
     assert composed("+experiment=rgap_paper").attack._target_.endswith("RGAP")

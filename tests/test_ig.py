@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from gradinv.attacks.labels import infer_labels
-from gradinv.attacks.objectives import cosine_distance, total_variation
+from gradinv.attacks.objectives import cosine_distance
+from gradinv.attacks.regularizers import total_variation
 from tests.helpers import run_config
 
 

@@ -68,6 +68,8 @@ def test_fcn3_end_to_end_writes_metrics_and_rank_table(tmp_path):
     outcome = run_config(["attack=rgap", "model=fcn3"], tmp_path)
     assert outcome["metrics"]["psnr"] > 60
     assert outcome["metrics"]["label_accuracy"] == 1.0
+    assert outcome["metrics"]["gradient_relative_squared_distance"] < 1e-6
+    assert "gradient_loss" not in outcome["metrics"]
     written = json.loads((tmp_path / "results.json").read_text())
     rows = written["attack_report"]["rank"]
     assert [(r["layer"], r["unknowns"], r["rank"]) for r in rows] == [
@@ -109,10 +111,10 @@ def test_rank_table_of_cnn6_matches_a_hand_count(tmp_path):
     cfg = compose_config(["model=cnn6", "dataset=cifar10"], tmp_path)
     rows = {row["layer"]: row for row in rank_table(cfg)}
     # Second conv, 12->36, k3 s2 p1, on the first conv's 12 x 17 x 17 output (32+4-4)/2+1 = 17:
-    # unknowns 12*17*17, gradient constraints 36*12*3*3, weight constraints 36 * 9 * 9.
+    # unknowns 12*17*17, weight-gradient constraints 36*12*3*3, forward constraints 36 * 9 * 9.
     assert rows["features.3"] == {
-        "layer": "features.3", "unknowns": 3468, "gradient_constraints": 3888,
-        "weight_constraints": 2916, "rank": 3468, "verdict": "full",
+        "layer": "features.3", "unknowns": 3468, "weight_gradient_constraints": 3888,
+        "forward_constraints": 2916, "rank": 3468, "verdict": "full",
     }
     assert all(row["verdict"] == "full" for row in rows.values())
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from gradinv.attacks.base import AttackRuntime, ServerView
-from gradinv.attacks.gradient_inversion import GradientInversion, InversionModule, Problem
+from gradinv.attacks.gradient_inversion import GradientInversion, InversionModule
+from gradinv.attacks.variables import DropoutMask
 from gradinv.data.spec import DataSpec
 from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError
@@ -39,14 +40,10 @@ class LearnedMasks(GradientInversion):
             server.model(torch.zeros(problem.update.batch_size, *server.spec.shape))
         for hook in hooks:
             hook.remove()
-        return {mask_key(n): torch.rand(shape, generator=generator) for n, shape in probe.items()}
-
-    def buffers(self, problem, variables):
-        return variables
-
-    def project(self, variables):
-        for mask in variables.values():
-            mask.clamp_(0, 1)
+        return {
+            mask_key(n): DropoutMask(torch.rand(shape, generator=generator), bounds=(0, 1), buffer=mask_key(n))
+            for n, shape in probe.items()
+        }
 
 
 def quiet_trainer(callbacks: list) -> L.Trainer:
@@ -133,9 +130,10 @@ def test_batch_statistics_keep_problems_apart_so_products_do_not_apply():
         torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 10)
     )
     updates = shared_updates(net, MNIST_LIKE, victims=2, batch=2)
-    problems = [Problem(v, 0, u, u.labels, v) for v, u in enumerate(updates)]
     attack = GradientInversion(iterations=1, ignore_layers=["2.*"])  # match the linear layers only
-    module = InversionModule(attack, ServerView.of(net, MNIST_LIKE), problems)
+    server = ServerView.of(net, MNIST_LIKE)
+    problems = [attack.problem(server, v, 0, u, v) for v, u in enumerate(updates)]
+    module = InversionModule(attack, server, problems)
     module.on_fit_start()
     assert module.batching == "vmap"
     module = InversionModule(attack, ServerView.of(net, MNIST_LIKE, batch_statistics=False), problems)
@@ -147,8 +145,9 @@ def test_learned_masks_stay_vectorized():
     net = mlp(0.25)
     updates = shared_updates(net, MNIST_LIKE, victims=2)
     attack = LearnedMasks(iterations=1)
-    problems = [Problem(v, 0, u, u.labels, v) for v, u in enumerate(updates)]
-    module = InversionModule(attack, ServerView.of(net, MNIST_LIKE), problems)
+    server = ServerView.of(net, MNIST_LIKE)
+    problems = [attack.problem(server, v, 0, u, v) for v, u in enumerate(updates)]
+    module = InversionModule(attack, server, problems)
     module.on_fit_start()
     assert module.batching == "products"
 

@@ -196,11 +196,12 @@ def test_make_table_dia_quick_twin_runs_end_to_end(tmp_path: Path) -> None:
 
 def test_results_json_is_readable_by_colleagues(tmp_path: Path) -> None:
     """mkstemp creates 0600 files; results.json gets the mode any new file gets (0644 here)."""
+    from gradinv.schema import OK, RunRecord
     from gradinv.tracking.results import ResultsFile
 
     previous = os.umask(0o022)
     try:
-        ResultsFile(tmp_path).write(status="ok")
+        ResultsFile(tmp_path, RunRecord()).write(status=OK)
     finally:
         os.umask(previous)
     assert (tmp_path / "results.json").stat().st_mode & 0o777 == 0o644

@@ -21,14 +21,23 @@ class ServerView:
     """What the server, and so the attacker, holds: the global model and the data's public spec.
 
     ``model`` computes the client's function once it is given the client's randomness (masks,
-    samples); build it with ``ServerView.of``.
+    samples); build it with ``ServerView.of``. ``defended`` names the parameters whose shared
+    gradients the clients' defense declares stochastic (``Defense.skippable_parameters``): the
+    server distributes the defended model, so an aware attacker knows them and may skip them.
     """
 
     model: nn.Module
     spec: DataSpec
+    defended: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, model: nn.Module, spec: DataSpec, batch_statistics: bool = True) -> "ServerView":
+    def of(
+        cls,
+        model: nn.Module,
+        spec: DataSpec,
+        batch_statistics: bool = True,
+        defended: Sequence[str] = (),
+    ) -> "ServerView":
         """The server's copy of ``model``, set up to simulate the client's forward pass.
 
         Normalization follows the client (``FederatedClient.batch_statistics``): a client whose
@@ -43,7 +52,7 @@ class ServerView:
         replica = copy.deepcopy(model)
         if batch_statistics:
             replace_all_batch_norm_modules_(replica)
-        return cls(replica.eval(), spec)
+        return cls(replica.eval(), spec, tuple(defended))
 
 
 @dataclass
@@ -58,7 +67,6 @@ class Reconstruction:
     gradient_loss: float
     iterations: int
     masks: dict[str, torch.Tensor] | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,6 +88,9 @@ class Attack(ABC):
     #: Attacks that solve the exact gradient's equations (R-GAP) set this; the experiment then
     #: refuses defenses whose ``perturbs_update`` is set.
     needs_exact_update = False
+    #: What ``Reconstruction.gradient_loss`` measures, e.g. 'cosine_distance'; results.json
+    #: reports its mean as ``gradinv.schema.gradient_metric`` of it.
+    gradient_distance: str
 
     @abstractmethod
     def knowledge(self) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 For a layer z = W * x (a convolution; padding pinned to zero, so the unknowns are the
 unpadded input) with known output z and known output gradient delta = dL/dz:
-  * forward (weight) constraints: W * x = z, one per output unit whose value is known;
-  * gradient constraints: dL/dW = sum over positions of delta (x) patch(x), one per weight.
+  * forward constraints: W * x = z, one per output unit whose value is known;
+  * weight-gradient constraints: dL/dW = sum over positions of delta (x) patch(x), one per weight.
 Both are linear in x. They are solved through their normal equations, built from convolutions
 rather than dense matrices: the gradient block's Gram is identical for every input channel,
 so it is the Kronecker product of the identity with one small (H*W x H*W) matrix.
@@ -38,8 +38,8 @@ class LayerSystem:
 
     gram: torch.Tensor
     rhs: torch.Tensor
-    weight_constraints: int
-    gradient_constraints: int
+    forward_constraints: int
+    weight_gradient_constraints: int
 
     @property
     def unknowns(self) -> int:

@@ -1,18 +1,26 @@
 """The machinery every optimization attack shares: match the shared gradient by moving inputs.
 
 An attack run is a set of independent *problems*, one per victim and random restart. Each
-problem owns its candidate images, any extra variables (e.g. DIA's masks), its optimizer,
-schedule, best iterate and early stopping; ``vectorize`` decides whether the problems are
-stepped together in one Lightning fit, their gradient distances computed by one ``vmap``, or
-one fit after another, with identical results.
+problem owns its candidate images, its learned variables (e.g. DIA's masks), the draws of its
+sampling layers, its optimizer, schedule, best iterate and early stopping; ``vectorize``
+decides whether the problems are stepped together in one Lightning fit, their gradient
+distances computed by one ``vmap``, or one fit after another, with identical results.
+
+The contract between the loop (``InversionModule``) and an attack is narrow: the loop reads
+the attack's ``optimization`` settings and ``objective`` name, and calls four hooks:
+``initial_images`` and ``init_variables`` (typed ``Variable``s, with their step size, bounds
+and the buffer they replace; ``LabelLogits`` stand in for withheld labels), ``buffers`` (extra
+module buffers for the forward pass, e.g. replayed masks) and ``penalty`` (the composed
+``regularizers``), plus ``problem_labels`` and ``matched_names``.
+Everything a problem needs while it runs lives on its ``Problem``, never on the attack.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 import lightning as L
 import torch
@@ -22,20 +30,19 @@ from torch.utils.data import DataLoader
 from gradinv.attacks.base import Attack, AttackRuntime, Reconstruction, ServerView
 from gradinv.attacks.ignore import as_patterns, kept_names
 from gradinv.attacks.labels import attack_labels
-from gradinv.attacks.objectives import OBJECTIVES, total_variation
 from gradinv.attacks.linear_products import linear_distances, linear_layers, squared_norms
+from gradinv.attacks.objectives import OBJECTIVES
+from gradinv.attacks.optimization import Optimization
+from gradinv.attacks.regularizers import Regularizer, TotalVariation
+from gradinv.attacks.sampling import LayerSamples
+from gradinv.attacks.variables import Variable, dropout_masks, learned_labels
 from gradinv.attacks.vectorized import batched_distances
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.federated.update import SharedUpdate
-from gradinv.models.stochastic import (
-    StochasticLayer,
-    randomness_key,
-    randomness_shapes,
-    stochastic_layers,
-)
 
 Tensors = dict[str, torch.Tensor]
+Variables = dict[str, Variable]
 log = logging.getLogger(__name__)
 VMAP_ELEMENTS = 2**25  # ~128 MB of float32 gradients stacked over problems
 PROGRESS_EVERY = 10  # steps between progress-bar loss updates (``self.log`` costs ~1.5 ms)
@@ -43,21 +50,23 @@ PROGRESS_EVERY = 10  # steps between progress-bar loss updates (``self.log`` cos
 
 @dataclass
 class Problem:
-    """One independent optimization: a victim's shared update, attacked from one restart."""
+    """One independent optimization: a victim's shared update, attacked from one restart.
+
+    ``samples`` draws the randomness of the model's always-sampling layers for this problem.
+    """
 
     victim: int
-    restart: int
     update: SharedUpdate
-    labels: torch.Tensor
+    labels: torch.Tensor | None  # None: the attack learns them (a ``LabelLogits`` variable)
     seed: int
+    samples: LayerSamples = field(repr=False)
 
 
 class GradientInversion(Attack):
-    """Gradient matching plus a TV prior, Adam on signed image gradients, box constraint, restarts.
+    """Gradient matching plus composable priors, Adam on signed image gradients, box, restarts.
 
-    Subclasses add variables optimized with the images (``init_variables``), hand them to the
-    model as buffers (``buffers``), add their own penalty (``regularizer``) and keep them
-    feasible (``project``).
+    Subclasses add variables optimized with the images (``init_variables``) and module buffers
+    for the forward pass (``buffers``); priors are ``regularizers`` chosen in the YAML.
     """
 
     def __init__(
@@ -71,7 +80,7 @@ class GradientInversion(Attack):
         signed: bool = True,
         boxed: bool = True,
         objective: str = "cosine",
-        tv_weight: float = 1e-1,
+        regularizers: Mapping[str, Regularizer] | None = None,
         init: str = "randn",
         restarts: int = 1,
         labels_known: bool = True,
@@ -80,97 +89,105 @@ class GradientInversion(Attack):
         stop_patience: int | None = None,
         stop_loss: float | None = None,
         vectorize: bool = True,
+        optimizer: str = "adam",
         log_psnr_every: int = 50,
         ignore_layers: str | Sequence[str] | None = (),
     ) -> None:
-        if not isinstance(iterations, int) or iterations < 1:
-            raise ConfigError(f"attack.iterations must be a positive integer, got {iterations}.")
+        self.optimization = Optimization(
+            iterations, lr, lr_schedule, tuple(lr_decay_at), lr_decay_factor, plateau_patience,
+            signed, boxed, keep_best, stop_patience, stop_loss, vectorize, optimizer,
+        )
         if not isinstance(restarts, int) or restarts < 1:
             raise ConfigError(f"attack.restarts must be a positive integer, got {restarts}.")
-        if not lr > 0:
-            raise ConfigError(f"attack.lr must be positive, got {lr}.")
-        if lr_schedule not in ("multistep", "plateau", "constant"):
-            raise ConfigError(
-                f"attack.lr_schedule must be 'multistep', 'plateau' or 'constant', got '{lr_schedule}'."
-            )
-        if not all(0 < f < 1 for f in lr_decay_at):
-            raise ConfigError(
-                f"attack.lr_decay_at must list fractions of the iterations in (0, 1), got {list(lr_decay_at)}."
-            )
         if objective not in OBJECTIVES:
             raise ConfigError(
                 f"attack.objective must be one of {sorted(OBJECTIVES)}, got '{objective}'."
             )
         if init not in ("randn", "rand", "zeros"):
             raise ConfigError(f"attack.init must be 'randn', 'rand' or 'zeros', got '{init}'.")
-        if tv_weight < 0:
-            raise ConfigError(f"attack.tv_weight must be non-negative, got {tv_weight}.")
-        self.iterations = iterations
-        self.lr = lr
-        self.lr_schedule = lr_schedule
-        self.lr_decay_at = tuple(lr_decay_at)
-        self.lr_decay_factor = lr_decay_factor
-        self.plateau_patience = plateau_patience
-        self.signed = signed
-        self.boxed = boxed
-        self.objective_name = objective
-        self.objective = OBJECTIVES[objective]
-        self.tv_weight = tv_weight
+        self.regularizers = dict(
+            {"total_variation": TotalVariation(0.1)} if regularizers is None else regularizers
+        )
+        for name, regularizer in self.regularizers.items():
+            if not isinstance(regularizer, Regularizer):
+                raise ConfigError(
+                    f"attack.regularizers.{name} must have a _target_ that is a "
+                    f"gradinv.attacks.regularizers.Regularizer, got {regularizer!r}."
+                )
+            if not regularizer.weight >= 0:
+                raise ConfigError(
+                    f"attack.regularizers.{name}.weight must be non-negative, got {regularizer.weight}."
+                )
+        self.objective = objective
         self.init = init
         self.restarts = restarts
         self.labels_known = labels_known
         self.samples_known = samples_known
-        self.keep_best = keep_best
-        self.stop_patience = stop_patience
-        self.stop_loss = stop_loss
-        self.vectorize = vectorize
         self.log_psnr_every = log_psnr_every
         self.ignore_layers = as_patterns(ignore_layers)
 
-    # ----------------------------------------------------------------- extension points
+    @property
+    def gradient_distance(self) -> str:
+        """The objective's distance, named as its function: 'cosine_distance', 'squared_distance'."""
+        return OBJECTIVES[self.objective].__name__
+
+    # ----------------------------------------------------------------- the loop's hooks
     def knowledge(self) -> dict[str, Any]:
         return {"labels_known": self.labels_known, "samples_known": self.samples_known}
 
+    def initial_images(
+        self, problem: Problem, server: ServerView, generator: torch.Generator
+    ) -> torch.Tensor:
+        """The candidate images a problem starts from: ``init`` noise in the model's input space."""
+        shape = (problem.update.batch_size, *server.spec.shape)
+        if self.init == "randn":
+            return torch.randn(shape, generator=generator)
+        if self.init == "rand":
+            lo, hi = server.spec.pixel_bounds(torch.empty(0))
+            return lo + (hi - lo) * torch.rand(shape, generator=generator)
+        return torch.zeros(shape)
+
     def init_variables(
         self, problem: Problem, server: ServerView, generator: torch.Generator
-    ) -> Tensors:
+    ) -> Variables:
         """Extra tensors optimized jointly with the images (none for plain IG)."""
         return {}
 
-    def buffers(self, problem: Problem, variables: Tensors) -> Tensors:
-        """Module buffers to substitute in the attacker's forward pass (e.g. dropout masks)."""
-        return {}
+    def buffers(self, problem: Problem, variables: Variables) -> Tensors:
+        """Module buffers for the forward pass: the learned variables that name one."""
+        return {v.buffer: v.value for v in variables.values() if v.buffer is not None}
 
-    def regularizer(self, images: torch.Tensor, variables: Tensors) -> torch.Tensor:
-        """The prior added to the gradient distance: total variation of the candidate images."""
-        return self.tv_weight * total_variation(images)
+    def penalty(self, images: torch.Tensor, variables: Variables) -> torch.Tensor:
+        """The priors added to the gradient distance: every regularizer's terms, in order."""
+        total = None
+        for regularizer in self.regularizers.values():
+            for term in regularizer.terms(images, variables):
+                total = term if total is None else total + term
+        return images.new_zeros(()) if total is None else total
 
-    def project(self, variables: Tensors) -> None:
-        """Keep extra variables feasible after each step."""
-
-    def variable_lr(self) -> float:
-        """Adam's step size for the extra variables (the images' ``lr`` unless overridden)."""
-        return self.lr
+    def problem_labels(self, server: ServerView, update: SharedUpdate) -> torch.Tensor | None:
+        """The labels a problem matches with: shared if granted, else inferred (iDLG); None if learned."""
+        return attack_labels(server.model, update, self.labels_known)
 
     def matched_names(self, server: ServerView, update: SharedUpdate) -> list[str]:
         """The parameters whose gradients enter the distance: all shared but ``ignore_layers``."""
-        return kept_names(self.ignore_layers, server.model, list(update.gradients))
+        return kept_names(self.ignore_layers, server, list(update.gradients))
 
     # ----------------------------------------------------------------- running
     def reconstruct(
         self, server: ServerView, updates: Sequence[SharedUpdate], runtime: AttackRuntime
     ) -> list[Reconstruction]:
         problems = [
-            Problem(v, r, update, attack_labels(server.model, update, self.labels_known), _problem_seed(runtime.seed, v, r))
+            self.problem(server, v, r, update, runtime.seed)
             for v, update in enumerate(updates)
             for r in range(self.restarts)
         ]
-        groups = [problems] if self.vectorize else [[p] for p in problems]
+        groups = [problems] if self.optimization.vectorize else [[p] for p in problems]
         results: list[tuple[Problem, Reconstruction]] = []
         for group in groups:
             module = InversionModule(self, server, group)
             trainer = runtime.make_trainer(runtime.monitors)
-            trainer.fit(module, DataLoader(range(self.iterations), batch_size=None))
+            trainer.fit(module, DataLoader(range(self.optimization.iterations), batch_size=None))
             results += list(zip(group, module.reconstructions()))
         chosen = []
         for v in range(len(updates)):
@@ -180,34 +197,16 @@ class GradientInversion(Attack):
             chosen.append(best)
         return chosen
 
-    def initial_images(self, problem: Problem, server: ServerView, generator: torch.Generator):
-        shape = (problem.update.batch_size, *server.spec.shape)
-        if self.init == "randn":
-            return torch.randn(shape, generator=generator)
-        if self.init == "rand":
-            lo, hi = server.spec.pixel_bounds(torch.empty(0))
-            return lo + (hi - lo) * torch.rand(shape, generator=generator)
-        return torch.zeros(shape)
-
-    def make_scheduler(self, optimizer: torch.optim.Optimizer):
-        if self.lr_schedule == "multistep":
-            milestones = sorted({math.floor(f * self.iterations) for f in self.lr_decay_at})
-            return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, self.lr_decay_factor)
-        if self.lr_schedule == "plateau":
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, factor=self.lr_decay_factor, patience=self.plateau_patience
-            )
-        return None
-
-
-def _sampled_shapes(server: ServerView, problem: Problem) -> dict[str, tuple[StochasticLayer, torch.Size]]:
-    """The layers that draw randomness on the attacker's side too, with their draws' shapes."""
-    layers = {n: m for n, m in stochastic_layers(server.model).items() if m.samples_in_eval}
-    if not layers:
-        return {}
-    shapes = randomness_shapes(server.model, (problem.update.batch_size, *server.spec.shape), layers)
-    keys = {name: randomness_key(name, layer) for name, layer in layers.items()}
-    return {keys[name]: (layer, shapes[keys[name]]) for name, layer in layers.items()}
+    def problem(
+        self, server: ServerView, victim: int, restart: int, update: SharedUpdate, seed: int
+    ) -> Problem:
+        """The problem of attacking ``update`` (victim ``victim``) from restart ``restart``."""
+        problem_seed = _problem_seed(seed, victim, restart)
+        samples = LayerSamples(
+            server.model, (update.batch_size, *server.spec.shape), problem_seed + 1,
+            update.samples, self.samples_known,
+        )
+        return Problem(victim, update, self.problem_labels(server, update), problem_seed, samples)
 
 
 def _problem_seed(seed: int, victim: int, restart: int) -> int:
@@ -233,26 +232,27 @@ class InversionModule(L.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.attack = attack
+        self.settings = attack.optimization
+        self.distance = OBJECTIVES[attack.objective]
         self.spec = server.spec
         self.model = server.model
         self.problems = problems
         self.names = [attack.matched_names(server, p.update) for p in problems]
         self.candidates = nn.ModuleList()
-        self.variable_keys: list[list[str]] = []
+        self.learned: list[Variables] = []
         for problem in problems:
             generator = torch.Generator().manual_seed(problem.seed)
             images = attack.initial_images(problem, server, generator)
-            extra = attack.init_variables(problem, server, generator)
-            self.variable_keys.append(list(extra))
+            variables = attack.init_variables(problem, server, generator)
             params = {"images": nn.Parameter(images)}
-            params.update({f"v{j}": nn.Parameter(t) for j, t in enumerate(extra.values())})
+            for j, variable in enumerate(variables.values()):
+                variable.value = params[f"v{j}"] = nn.Parameter(variable.value)
             self.candidates.append(nn.ParameterDict(params))
+            self.learned.append(variables)
         self.progress = [_Progress() for _ in problems]
-        self.sampled = [_sampled_shapes(server, p) for p in problems]
-        self.generators: list[torch.Generator] = []
         self.schedulers: list[Any] = []
         self.targets: list[Tensors] = []
-        self.labels: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor | None] = []
         self.batching: str | None = None
         self.layers: dict[str, nn.Linear] | None = None
         self.pending_losses: list[tuple[int, float]] = []
@@ -275,46 +275,36 @@ class InversionModule(L.LightningModule):
         self.model.eval()
         return self
 
-    def variables(self, i: int) -> Tensors:
-        params = self.candidates[i]
-        return {key: params[f"v{j}"] for j, key in enumerate(self.variable_keys[i])}
-
     def current_images(self) -> list[tuple[int, torch.Tensor]]:
         """(victim, candidate images) per problem, for evaluation-side monitors."""
         return [(p.victim, c["images"].detach()) for p, c in zip(self.problems, self.candidates)]
 
-    def current_variables(self) -> list[tuple[int, Tensors]]:
-        """(victim, the attack's extra variables, e.g. learned masks) per problem, for monitors."""
+    def current_masks(self) -> list[tuple[int, Tensors]]:
+        """(victim, the dropout masks the attack learns) per problem, for evaluation-side monitors."""
         return [
-            (p.victim, {k: v.detach() for k, v in self.variables(i).items()})
-            for i, p in enumerate(self.problems)
+            (p.victim, {k: v.detach() for k, v in dropout_masks(variables).items()})
+            for p, variables in zip(self.problems, self.learned)
         ]
 
     def configure_optimizers(self):
         optimizers = []
-        for i, params in enumerate(self.candidates):
-            groups = [{"params": [params["images"]], "lr": self.attack.lr}]
-            extra = list(self.variables(i).values())
-            if extra:
-                groups.append({"params": extra, "lr": self.attack.variable_lr()})
-            optimizers.append(torch.optim.Adam(groups))
-        self.schedulers = [self.attack.make_scheduler(opt) for opt in optimizers]
+        for params, variables in zip(self.candidates, self.learned):
+            optimizers.append(self.settings.optimizer_for(params["images"], list(variables.values())))
+        self.schedulers = [self.settings.scheduler(opt) for opt in optimizers]
         return optimizers
 
     def on_fit_start(self) -> None:
-        self.generators = [
-            torch.Generator(device=self.device).manual_seed(p.seed + 1) for p in self.problems
-        ]
-        for problem in self.problems:
-            names = self.names[len(self.targets)]
+        for problem, names in zip(self.problems, self.names):
+            problem.samples.start(self.device)
             self.targets.append({k: problem.update.gradients[k].to(self.device) for k in names})
-            self.labels.append(problem.labels.to(self.device))
+            self.labels.append(None if problem.labels is None else problem.labels.to(self.device))
         for p in self.model.parameters():
             p.requires_grad_(True)
         self.train()  # recent Lightning keeps modules' modes: set the attack's mode explicitly
-        self.batching = self._batching() if self.attack.vectorize else None
+        self.batching = self._batching() if self.settings.vectorize else None
         if self.batching is not None:
-            self.stacked_labels = torch.stack(self.labels)
+            if None not in self.labels:
+                self.stacked_labels = torch.stack(self.labels)
             self.stacked_targets = {k: torch.stack([t[k] for t in self.targets]) for k in self.names[0]}
             self.target_norms = squared_norms(self.stacked_targets)
 
@@ -326,18 +316,19 @@ class InversionModule(L.LightningModule):
         gradients would exceed ``VMAP_ELEMENTS`` (then the loop is faster on every device seen);
         None: the loop over problems.
         """
-        buffers = [self.attack.buffers(p, self.variables(i)) for i, p in enumerate(self.problems)]
         layouts = {
             (
-                tuple(c["images"].shape), tuple(self.labels[i].shape), tuple(self.names[i]),
-                tuple((k, tuple(v.shape)) for k, v in buffers[i].items()),
-                tuple((k, tuple(shape)) for k, (_, shape) in self.sampled[i].items()),
+                tuple(c["images"].shape), tuple(self.forward_labels(i).shape), tuple(self.names[i]),
+                tuple((k, tuple(v.shape)) for k, v in self.attack.buffers(p, self.learned[i]).items()),
+                p.samples.layout,
             )
-            for i, c in enumerate(self.candidates)
+            for i, (p, c) in enumerate(zip(self.problems, self.candidates))
         }
         blocker = "problems of different shapes" if len(layouts) > 1 else None
+        if self.settings.optimizer == "lbfgs":
+            blocker = "L-BFGS steps each problem with its own line search"
         if blocker is None:
-            self.layers = linear_layers(self.model, self.names[0], self.attack.objective_name)
+            self.layers = linear_layers(self.model, self.names[0], self.attack.objective)
             if self.layers is not None:
                 return "products"
             stacked = len(self.problems) * sum(t.numel() for t in self.targets[0].values())
@@ -350,58 +341,54 @@ class InversionModule(L.LightningModule):
             return None
         return "vmap"
 
+    def forward_labels(self, i: int) -> torch.Tensor:
+        """Problem ``i``'s labels for the training loss: fixed, or the softmax of learned logits."""
+        logits = learned_labels(self.learned[i])
+        return self.labels[i] if logits is None else logits.softmax(dim=-1)
+
+    def forward_buffers(self, i: int) -> Tensors:
+        """Problem ``i``'s buffers for one forward: the attack's, plus its sampling layers' draws."""
+        problem = self.problems[i]
+        buffers = self.attack.buffers(problem, self.learned[i])
+        return {**buffers, **problem.samples.draw(self.candidates[i]["images"])}
+
     def loss(self, i: int, create_graph: bool = True) -> torch.Tensor:
-        """Gradient distance plus prior for problem ``i`` at its current candidate."""
-        images, variables = self.candidates[i]["images"], self.variables(i)
+        """Gradient distance plus penalty for problem ``i`` at its current candidate."""
+        images = self.candidates[i]["images"]
         grads = parameter_gradients(
-            self.model, images, self.labels[i], self.names[i], self.forward_buffers(i, variables),
+            self.model, images, self.forward_labels(i), self.names[i], self.forward_buffers(i),
             create_graph=create_graph,
         )
-        distance = self.attack.objective(grads, self.targets[i])
+        distance = self.distance(grads, self.targets[i])
         if not create_graph:
             return distance
-        return distance + self.attack.regularizer(images, variables)
+        return distance + self.attack.penalty(images, self.learned[i])
 
     def batched_loss(self, live: list[int]) -> torch.Tensor:
         """``loss(i)`` for every problem in ``live``, with one ``vmap`` for the gradient distances."""
         images = [self.candidates[i]["images"] for i in live]
-        variables = [self.variables(i) for i in live]
-        buffers = [self.forward_buffers(i, v) for i, v in zip(live, variables)]
+        buffers = [self.forward_buffers(i) for i in live]
         stacked = (
             torch.stack(images),
-            self._rows(self.stacked_labels, live),
+            self._stacked_labels(live),
             {k: torch.stack([b[k] for b in buffers]) for k in buffers[0]},
             {k: self._rows(t, live) for k, t in self.stacked_targets.items()},
         )
         if self.batching == "products":
             distances = linear_distances(
                 self.model, self.layers, *stacked, self._rows(self.target_norms, live),
-                self.attack.objective_name,
+                self.attack.objective,
             )
         else:
-            distances = batched_distances(self.model, *stacked, self.attack.objective)
-        priors = [self.attack.regularizer(x, v) for x, v in zip(images, variables)]
+            distances = batched_distances(self.model, *stacked, self.distance)
+        priors = [self.attack.penalty(x, self.learned[i]) for x, i in zip(images, live)]
         return distances + torch.stack(priors)
 
-    def forward_buffers(self, i: int, variables: Tensors) -> Tensors:
-        """Problem ``i``'s buffers for one forward: the attack's, plus the draws of layers that
-        sample in every mode (PRECODE), fresh from the problem's generator at every call, or the
-        client's own when the threat model grants them (``attack.samples_known``)."""
-        buffers = dict(self.attack.buffers(self.problems[i], variables))
-        if not self.sampled[i]:
-            return buffers
-        if self.attack.samples_known:
-            granted = self.problems[i].update.samples
-            if granted is None:
-                raise ConfigError(
-                    "attack.samples_known=true needs a client that shares its samples "
-                    "(client.share_samples=true)."
-                )
-            return {**buffers, **{k: granted[k].to(self.device) for k in self.sampled[i]}}
-        like = self.candidates[i]["images"]
-        for key, (layer, shape) in self.sampled[i].items():
-            buffers[key] = layer.draw(shape, like, self.generators[i])
-        return buffers
+    def _stacked_labels(self, live: list[int]) -> torch.Tensor:
+        """The live problems' forward labels, stacked (computed anew when they are learned)."""
+        if None in self.labels:
+            return torch.stack([self.forward_labels(i) for i in live])
+        return self._rows(self.stacked_labels, live)
 
     def _rows(self, stacked: torch.Tensor, live: list[int]) -> torch.Tensor:
         """The live problems' rows of a tensor stacked over all problems (no copy if all live)."""
@@ -436,6 +423,11 @@ class InversionModule(L.LightningModule):
         self.manual_backward(loss, inputs=list(self.candidates[i].parameters()))
         return loss.detach()
 
+    def _reevaluate(self, i: int, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        """L-BFGS's closure: problem ``i``'s loss and gradients at the optimizer's current point."""
+        optimizer.zero_grad(set_to_none=True)
+        return self._backward_one(i)
+
     def _flush_losses(self) -> None:
         """Hand every buffered step's mean loss to the logger, each with its own step.
 
@@ -452,16 +444,19 @@ class InversionModule(L.LightningModule):
         self._flush_losses()
 
     def _step(self, i: int, loss: float, optimizer: torch.optim.Optimizer) -> None:
-        state, params = self.progress[i], self.candidates[i]
+        state, params, settings = self.progress[i], self.candidates[i], self.settings
         if loss < state.best_loss:
             state.best_loss, state.since_best = loss, 0
-            if self.attack.keep_best:
+            if settings.keep_best:
                 state.best = {k: v.detach().clone() for k, v in params.items()}
         else:
             state.since_best += 1
-        if self.attack.signed:
+        if settings.signed:
             params["images"].grad.sign_()
-        optimizer.step()
+        if isinstance(optimizer, torch.optim.LBFGS):
+            optimizer.step(lambda: self._reevaluate(i, optimizer))
+        else:
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         scheduler = self.schedulers[i]
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -469,15 +464,14 @@ class InversionModule(L.LightningModule):
         elif scheduler is not None:
             scheduler.step()
         with torch.no_grad():
-            if self.attack.boxed:
+            if settings.boxed:
                 lo, hi = self.spec.pixel_bounds(params["images"])
                 params["images"].copy_(torch.maximum(torch.minimum(params["images"], hi), lo))
-            self.attack.project(self.variables(i))
+            for variable in self.learned[i].values():
+                if variable.bounds is not None:
+                    variable.value.clamp_(*variable.bounds)
         state.steps += 1
-        patience, threshold = self.attack.stop_patience, self.attack.stop_loss
-        if (patience is not None and state.since_best >= patience) or (
-            threshold is not None and loss < threshold
-        ):
+        if settings.should_stop(state.since_best, loss):
             state.active = False
 
     def reconstructions(self) -> list[Reconstruction]:
@@ -485,20 +479,22 @@ class InversionModule(L.LightningModule):
         results = []
         for i, (problem, state) in enumerate(zip(self.problems, self.progress)):
             params = self.candidates[i]
-            if self.attack.keep_best and state.best is not None:
+            if self.settings.keep_best and state.best is not None:
                 with torch.no_grad():
                     for key, value in state.best.items():
                         params[key].copy_(value)
             with torch.enable_grad():
                 distance = float(self.loss(i, create_graph=False))
-            variables = {k: v.detach().cpu() for k, v in self.variables(i).items()}
+            masks = {k: v.detach().cpu() for k, v in dropout_masks(self.learned[i]).items()}
+            logits = learned_labels(self.learned[i])
+            labels = self.labels[i] if logits is None else logits.argmax(dim=-1)
             results.append(
                 Reconstruction(
                     images=params["images"].detach().cpu(),
-                    labels=self.labels[i].cpu(),
+                    labels=labels.detach().cpu(),
                     gradient_loss=distance,
                     iterations=state.steps,
-                    masks=variables or None,
+                    masks=masks or None,
                 )
             )
         return results

@@ -1,8 +1,8 @@
 """Which shared gradients an attack leaves out of its gradient-matching loss.
 
 ``attack.ignore_layers`` lists fnmatch patterns on parameter names (``head.*``); the entry
-``precode`` stands for the PRECODE bottleneck's decoder and every later layer, traced from the
-server's model, whose gradients the bottleneck's sampling makes stochastic.
+``defended`` stands for the parameters the clients' defense declares stochastic
+(``ServerView.defended``, e.g. PRECODE's decoder and every later layer).
 """
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Sequence
 
-from torch import nn
-
-from gradinv.defenses.precode import stochastic_parameters
+from gradinv.attacks.base import ServerView
 from gradinv.errors import ConfigError
 
-PRECODE = "precode"
+DEFENDED = "defended"
 
 
 def as_patterns(ignore_layers: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -27,18 +25,23 @@ def as_patterns(ignore_layers: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(str(p) for p in ignore_layers)
 
 
-def kept_names(patterns: tuple[str, ...], model: nn.Module, names: list[str]) -> list[str]:
+def kept_names(patterns: tuple[str, ...], server: ServerView, names: list[str]) -> list[str]:
     """``names`` without those the patterns match; every pattern must match, something must stay."""
     ignored: set[str] = set()
     for pattern in patterns:
-        if pattern == PRECODE:
-            matched = set(stochastic_parameters(model)) & set(names)
+        if pattern == DEFENDED:
+            if not server.defended:
+                raise ConfigError(
+                    "attack.ignore_layers entry 'defended' needs a defense that declares stochastic "
+                    "layers (defense=precode or defense=ppp)."
+                )
+            matched = set(server.defended) & set(names)
         else:
             matched = {n for n in names if fnmatchcase(n, pattern)}
         if not matched:
             raise ConfigError(
                 f"attack.ignore_layers entry '{pattern}' matches no shared gradient; "
-                f"use fnmatch patterns on parameter names such as '{names[-1]}', or 'precode'."
+                f"use fnmatch patterns on parameter names such as '{names[-1]}', or 'defended'."
             )
         ignored |= matched
     kept = [n for n in names if n not in ignored]

@@ -18,6 +18,7 @@ from torch.func import functional_call
 
 from gradinv.attacks.objectives import PRODUCT_FORMS
 from gradinv.federated.gradients import training_loss
+from gradinv.models.auxiliary import has_auxiliary_loss
 
 Tensors = dict[str, torch.Tensor]
 
@@ -26,7 +27,7 @@ def linear_layers(model: nn.Module, names: list[str], objective: str):
     """The linear modules owning the matched parameters, or None when the identity does not apply."""
     if objective not in PRODUCT_FORMS:
         return None
-    if any(hasattr(m, "auxiliary_loss") for m in model.modules()):
+    if has_auxiliary_loss(model):
         return None
     if any(_batch_statistics(m) for m in model.modules()):
         return None
@@ -69,7 +70,7 @@ def linear_distances(
     if any(len(calls) != 1 for calls in seen.values()):
         raise RuntimeError("a matched linear layer ran more or less than once in one forward pass")
     # Each problem's loss is a mean over its own batch: the sum over problems is P x the mean.
-    loss = problems * training_loss(model, logits, labels.flatten())
+    loss = problems * training_loss(model, logits, labels.flatten(0, 1))
     outputs = [seen[name][0][1] for name in layers]
     deltas = torch.autograd.grad(loss, outputs, create_graph=True)
     dot = norm = images.new_zeros(problems)

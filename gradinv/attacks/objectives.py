@@ -1,4 +1,4 @@
-"""Gradient-matching distances and image priors used by optimization attacks."""
+"""Gradient-matching distances used by optimization attacks (their priors: ``regularizers``)."""
 
 from __future__ import annotations
 
@@ -36,9 +36,3 @@ PRODUCT_FORMS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], to
     "l2": lambda dot, norm, target_norm: norm - 2 * dot + target_norm,
 }
 
-
-def total_variation(images: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference between neighbouring pixels, horizontally plus vertically."""
-    dx = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
-    dy = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
-    return dx + dy

@@ -1,4 +1,4 @@
-"""R-GAP's rank analysis: per layer, do the gradient and weight constraints determine the input?
+"""R-GAP's rank analysis: per layer, do its weight-gradient and forward constraints fix its input?
 
 A layer's verdict is "full" when the rank of its stacked constraints equals its number of
 unknowns (the input is determined), else "deficient" (a subspace of inputs is invisible).
@@ -8,18 +8,21 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-COLUMNS = ("layer", "unknowns", "gradient_constraints", "weight_constraints", "rank", "verdict")
+COLUMNS = (
+    "layer", "unknowns", "weight_gradient_constraints", "forward_constraints", "rank", "verdict"
+)
 
 
 def rank_row(
-    layer: str, unknowns: int, gradient_constraints: int, weight_constraints: int, rank: int
+    layer: str, unknowns: int, weight_gradient_constraints: int, forward_constraints: int, rank: int
 ) -> dict[str, Any]:
-    """One row of the rank table."""
+    """One row of the rank table: the constraints from the layer's weight gradient (dL/dW =
+    delta x^T, one per weight) and from its forward pass (W x = z, one per known output unit)."""
     return {
         "layer": layer,
         "unknowns": unknowns,
-        "gradient_constraints": gradient_constraints,
-        "weight_constraints": weight_constraints,
+        "weight_gradient_constraints": weight_gradient_constraints,
+        "forward_constraints": forward_constraints,
         "rank": rank,
         "verdict": "full" if rank >= unknowns else "deficient",
     }

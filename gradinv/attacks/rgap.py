@@ -35,6 +35,8 @@ class RGAP(Attack):
 
     #: R-GAP solves the exact gradient's equations: defenses that perturb it are refused.
     needs_exact_update = True
+    #: ``Reconstruction.gradient_loss`` is ``gradient_residual``'s relative squared distance.
+    gradient_distance = "relative_squared_distance"
 
     def __init__(self, labels_known: bool = True, masks_known: bool = False) -> None:
         self.labels_known = labels_known
@@ -147,8 +149,8 @@ def invert(
             grad = grad * torch.where(positive, 1.0, step.slope)
         system = layer_system(step, output, known, grad, _gradient(update, step))
         features, rank = system.solve()
-        table.insert(0, rank_row(step.name, step.unknowns, system.gradient_constraints,
-                                 system.weight_constraints, rank))
+        table.insert(0, rank_row(step.name, step.unknowns, system.weight_gradient_constraints,
+                                 system.forward_constraints, rank))
         grad = conv2d_input((1, *step.in_shape), step.weight, grad[None], step.stride, step.padding)
     return features.view(1, *image_shape), table
 

@@ -1,6 +1,10 @@
 """Read a model as the chain R-GAP can invert: linear maps, each with an invertible activation.
 
-R-GAP walks ``model.features`` (a Sequential, as every gradinv model has) and ``model.head``.
+R-GAP walks ``model.features`` and ``model.head``: the part of the model contract
+(``gradinv.models.protocol``) that only R-GAP needs, checked here rather than at build time.
+Not every model has a Sequential ``features`` (the ViT has none); R-GAP's own models cnn6,
+cnn6d and fcn3 are such chains.
+
 Every convolution and linear layer becomes a ``Step`` written as a convolution (a linear layer
 is a 1x1 convolution on a 1x1 image), in float64. Any layer it cannot invert stops the run with
 one sentence naming the layer and why.
@@ -118,7 +122,8 @@ def read_chain(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Step
             if isinstance(module, (*NORMS, *POOLS, nn.MultiheadAttention)) or "Attention" in type(module).__name__:
                 raise refuse(name, module, _reason(module))
         raise ConfigError(
-            "attack=rgap needs a model made of a Sequential 'features' and a linear 'head'."
+            "attack=rgap needs a model made of a Sequential 'features' and a linear 'head', "
+            "as gradinv.models.protocol describes for R-GAP."
         )
     steps: list[Step] = []
     shape: tuple[int, ...] = tuple(input_shape)

@@ -13,12 +13,11 @@ from typing import Any
 import torch
 
 from gradinv.attacks.base import ServerView
-from gradinv.attacks.dia import DropoutInversion
-from gradinv.attacks.gradient_inversion import Problem, Tensors
+from gradinv.attacks.gradient_inversion import GradientInversion, Problem, Tensors, Variables
 from gradinv.errors import ConfigError
 
 
-class WellInformedIG(DropoutInversion):
+class WellInformedIG(GradientInversion):
     """DIA's optimization over the images only, the forward pass using the client's true masks."""
 
     def __init__(self, masks_known: bool = True, **kwargs: Any) -> None:
@@ -32,13 +31,8 @@ class WellInformedIG(DropoutInversion):
     def knowledge(self) -> dict[str, Any]:
         return {**super().knowledge(), "masks_known": True}
 
-    def init_variables(
-        self, problem: Problem, server: ServerView, generator: torch.Generator
-    ) -> Tensors:
-        """Nothing to learn: the masks are given."""
-        return {}
-
-    def buffers(self, problem: Problem, variables: Tensors) -> Tensors:
+    def buffers(self, problem: Problem, variables: Variables) -> Tensors:
+        """The client's recorded masks, replayed in every forward pass."""
         if problem.update.masks is None:
             raise ConfigError(
                 "attack=wiig needs a client that shares its masks (client.share_masks=true)."

@@ -1,4 +1,5 @@
-"""The two places a defense can act: on the client's model, and on the update it shares."""
+"""The two places a defense can act, on the client's model and on the update it shares, and what it
+declares to an aware attacker: the parameters whose gradients it makes stochastic."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ class Defense:
     def protect(self, gradients: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
         """Return the gradients the client actually shares."""
         return gradients
+
+    def skippable_parameters(self, model: nn.Module) -> list[str]:
+        """Parameters whose shared gradients this defense makes stochastic, so that an attacker
+        aware of it may leave them out of its matching (``attack.ignore_layers=[defended]``)."""
+        return []
 
 
 class NoDefense(Defense):

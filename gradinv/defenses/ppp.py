@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from gradinv.defenses.perturbation import Gradients, add_noise, check_sigma
-from gradinv.defenses.precode import Precode, stochastic_parameters
+from gradinv.defenses.precode import Precode
 
 
 class PPP(Precode):
@@ -23,5 +23,5 @@ class PPP(Precode):
         self.sigma = check_sigma(sigma)
 
     def protect(self, gradients: Gradients, model: nn.Module) -> Gradients:
-        stochastic = set(stochastic_parameters(model))
+        stochastic = set(self.skippable_parameters(model))
         return add_noise(gradients, [k for k in gradients if k not in stochastic], self.sigma)

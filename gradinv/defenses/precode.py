@@ -20,13 +20,14 @@ from torch import nn
 
 from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError
+from gradinv.models.auxiliary import AuxiliaryLoss
 from gradinv.models.stochastic import StochasticLayer
 from gradinv.models.tracing import first_inputs
 
 BOTTLENECK = "bottleneck"
 
 
-class VariationalBottleneck(StochasticLayer):
+class VariationalBottleneck(StochasticLayer, AuxiliaryLoss):
     """Linear encoder to (mean, softplus scale), reparametrized sample, linear decoder."""
 
     randomness = "noise"
@@ -38,7 +39,6 @@ class VariationalBottleneck(StochasticLayer):
         self.beta = beta
         self.encoder = nn.Linear(features, 2 * latent)
         self.decoder = nn.Linear(latent, features)
-        self.auxiliary_loss: torch.Tensor | None = None
 
     def randomness_shape(self, x: torch.Tensor) -> torch.Size:
         return torch.Size((*x.shape[:-1], self.latent))
@@ -92,6 +92,10 @@ class Precode(Defense):
         head.register_forward_pre_hook(_ThroughBottleneck(bottleneck))
         return model
 
+    def skippable_parameters(self, model: nn.Module) -> list[str]:
+        """The bottleneck's decoder and every later layer: its sampling makes their gradients stochastic."""
+        return stochastic_parameters(model)
+
 
 def stochastic_parameters(model: nn.Module) -> list[str]:
     """Names of the bottleneck decoder's parameters and of every layer that runs after it.
@@ -103,8 +107,8 @@ def stochastic_parameters(model: nn.Module) -> list[str]:
     bottleneck = getattr(model, BOTTLENECK, None)
     if not isinstance(bottleneck, VariationalBottleneck):
         raise ConfigError(
-            "attack.ignore_layers=precode needs a model with a PRECODE bottleneck "
-            "(defense=precode or defense=ppp)."
+            "defense=precode found no PRECODE bottleneck in the model: build it with the "
+            "defense's prepare_model."
         )
     head = model.head
     order = _forward_order(model, lambda: head(head.weight.new_zeros(1, head.in_features)))

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from gradinv.models.auxiliary import auxiliary_losses
+
 
 def binary_targets(labels: torch.Tensor) -> torch.Tensor:
     """The one place class labels become binary targets for a 1-logit head: the class's parity."""
@@ -25,13 +27,11 @@ def output_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def training_loss(model: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """``output_loss`` plus any auxiliary loss a module set in the last forward pass.
 
-    Model-side defenses (e.g. PRECODE's KL term) expose ``auxiliary_loss`` on their module.
+    Model-side defenses (e.g. PRECODE's KL term) add theirs through ``AuxiliaryLoss`` layers.
     """
     loss = output_loss(logits, labels)
-    for module in model.modules():
-        extra = getattr(module, "auxiliary_loss", None)
-        if extra is not None:
-            loss = loss + extra
+    for extra in auxiliary_losses(model):
+        loss = loss + extra
     return loss
 
 

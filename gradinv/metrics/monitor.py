@@ -10,14 +10,13 @@ Each point names its Lightning fit: one for a vectorized attack, one per problem
 
 from __future__ import annotations
 
-from typing import Any
-
 import lightning as L
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from gradinv.data.spec import DataSpec
 from gradinv.metrics.masks import mask_accuracy, mask_agreement
+from gradinv.schema import CurvePoint
 
 
 class ConvergenceMonitor(L.Callback):
@@ -34,7 +33,7 @@ class ConvergenceMonitor(L.Callback):
         self.masks = masks
         self.spec = spec
         self.every = every
-        self.curve: list[dict[str, Any]] = []
+        self.curve: list[CurvePoint] = []
         self.fits = 0  # Lightning fits so far: one per problem when the attack is not vectorized
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -43,7 +42,7 @@ class ConvergenceMonitor(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if self.every <= 0 or (batch_idx + 1) % self.every:
             return
-        point: dict[str, Any] = {"fit": self.fits - 1, "step": batch_idx + 1, "loss": pl_module.last_loss}
+        point = CurvePoint(fit=self.fits - 1, step=batch_idx + 1, loss=pl_module.last_loss)
         psnr = [
             peak_signal_noise_ratio(
                 self.spec.denormalize(images).cpu(),
@@ -52,14 +51,14 @@ class ConvergenceMonitor(L.Callback):
             )
             for victim, images in pl_module.current_images()
         ]
-        point["psnr"] = float(torch.stack(psnr).mean())
-        pl_module.log("attack/psnr", point["psnr"])
+        point.psnr = float(torch.stack(psnr).mean())
+        pl_module.log("attack/psnr", point.psnr)
         counts = [
             mask_agreement(self.masks[victim], learned, list(range(len(self.originals[victim]))))
-            for victim, learned in pl_module.current_variables()
+            for victim, learned in pl_module.current_masks()
             if self.masks[victim] and set(self.masks[victim]) <= set(learned)
         ]
         if counts:
-            point["mask_accuracy"] = mask_accuracy(counts)["mask_accuracy"]
-            pl_module.log("attack/mask_accuracy", point["mask_accuracy"])
+            point.mask_accuracy = mask_accuracy(counts)["mask_accuracy"]
+            pl_module.log("attack/mask_accuracy", point.mask_accuracy)
         self.curve.append(point)

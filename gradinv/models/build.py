@@ -1,4 +1,4 @@
-"""Build the configured architecture for a dataset's shape, check it fits, load its weights."""
+"""Build the configured architecture for a dataset's shape, check its contract, load its weights."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from torch import nn
 from gradinv.data.spec import DataSpec
 from gradinv.errors import ConfigError, instantiate
 from gradinv.models.dropout import check_rate
+from gradinv.models.protocol import check_model
 
 
 def build_model(
@@ -21,6 +22,9 @@ def build_model(
     prepare: Callable[[nn.Module], nn.Module] | None = None,
 ) -> nn.Module:
     """Instantiate ``cfg`` (a ``model`` group entry) for ``spec``; weights from the seed or a checkpoint.
+
+    The model is checked against ``gradinv.models.protocol`` (after ``prepare``, as the client
+    trains it), so a model that breaks the contract stops here with one sentence.
 
     ``prepare`` (a defense's ``prepare_model``) changes the model before its checkpoint is
     loaded, so that a checkpoint trained with a model-side defense loads with its parameters.
@@ -33,26 +37,10 @@ def build_model(
         model = instantiate(fields, input_shape=spec.shape, num_classes=spec.num_classes)
         if prepare is not None:
             model = prepare(model)
-    _check_fits(model, spec, fields["_target_"])
+    check_model(model, spec, fields["_target_"].rsplit(".", 1)[-1])
     if checkpoint is not None:
         _load_checkpoint(model, Path(checkpoint))
     return model
-
-
-def _check_fits(model: nn.Module, spec: DataSpec, target: str) -> None:
-    name = target.rsplit(".", 1)[-1]
-    try:
-        with torch.no_grad():
-            logits = model.eval()(torch.zeros(2, *spec.shape))
-    except RuntimeError as error:
-        raise ConfigError(
-            f"model={name} does not fit dataset={spec.name} of shape {spec.shape}: {error}"
-        ) from error
-    if logits.shape not in ((2, spec.num_classes), (2, 1)):
-        raise ConfigError(
-            f"model={name} gives outputs of shape {tuple(logits.shape[1:])} "
-            f"where dataset={spec.name} needs ({spec.num_classes},), or (1,) for a binary head."
-        )
 
 
 def _load_checkpoint(model: nn.Module, path: Path) -> None:

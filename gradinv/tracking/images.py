@@ -10,7 +10,7 @@ that analysis can recompute any metric later.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import matplotlib
 
@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
-TENSORS = "reconstruction.pt"
+from gradinv.schema import TENSORS_FILE, ImageScore  # noqa: E402
+
 MIN_PIXELS = 96  # each image is shown at least this many screen pixels wide
 
 
@@ -33,12 +34,12 @@ def save_reconstruction(
     originals: torch.Tensor,
     reconstructions: torch.Tensor,
     path: Path,
-    per_image: Sequence[dict[str, Any]] = (),
+    per_image: Sequence[ImageScore] = (),
     title: str = "",
 ) -> None:
-    """Write the labelled figure to ``path`` and the tensors to ``TENSORS`` beside it."""
+    """Write the labelled figure to ``path`` and the tensors to ``TENSORS_FILE`` beside it."""
     torch.save({"originals": originals.cpu(), "reconstructions": reconstructions.cpu()},
-               path.parent / TENSORS)
+               path.parent / TENSORS_FILE)
     count, size = len(originals), originals.shape[-1]
     inches = max(size, MIN_PIXELS) / 100
     figure, axes = plt.subplots(
@@ -63,14 +64,14 @@ def save_reconstruction(
     plt.close(figure)
 
 
-def _caption(row: dict[str, Any]) -> str:
+def _caption(row: ImageScore) -> str:
     """'31.2 dB / SSIM 0.91' over 'label 3' (with 'as 5' when the recovered label differs)."""
     parts = []
-    if row.get("psnr") is not None:
-        parts.append(f"{row['psnr']:.1f} dB")
-    if row.get("ssim") is not None:
-        parts.append(f"SSIM {row['ssim']:.2f}")
-    label = f"label {row['label']}"
-    if row.get("predicted_label") not in (None, row.get("label")):
-        label += f" as {row['predicted_label']}"
+    if row.psnr is not None:
+        parts.append(f"{row.psnr:.1f} dB")
+    if row.ssim is not None:
+        parts.append(f"SSIM {row.ssim:.2f}")
+    label = f"label {row.label}"
+    if row.predicted_label not in (None, row.label):
+        label += f" as {row.predicted_label}"
     return "\n".join([" / ".join(parts), label])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-RESULTS_FILE = "results.json"
+from gradinv.schema import FAILED, RESULTS_FILE, Record
 
 
 def _clean(value: Any) -> Any:
@@ -25,18 +26,19 @@ def _clean(value: Any) -> Any:
 
 
 class ResultsFile:
-    """Atomic writes of one run's results; each write replaces the whole file."""
+    """Atomic writes of one run's record; each write replaces the whole file."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, record: Record) -> None:
         self.path = Path(run_dir) / RESULTS_FILE
-        self.content: dict[str, Any] = {}
+        self.record = record
 
-    def write(self, **fields: Any) -> None:
-        self.content.update(fields)
+    def write(self, **changes: Any) -> None:
+        """Set ``changes`` (fields of the record) and write the whole record."""
+        self.record = dataclasses.replace(self.record, **changes)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".results-", suffix=".json")
         with os.fdopen(handle, "w") as out:
-            json.dump(_clean(self.content), out, indent=2)
+            json.dump(_clean(self.record.to_dict()), out, indent=2)
         os.chmod(tmp, _readable_mode())  # mkstemp makes 0600; colleagues must read results
         os.replace(tmp, self.path)
 
@@ -54,15 +56,15 @@ def read_results(path: str | Path) -> dict[str, Any]:
 
 
 @contextmanager
-def recording(path: str | Path, **start: Any) -> Iterator[ResultsFile]:
-    """A run's results file: 'running' with ``start`` fields now, 'failed' with the error if the
+def recording(path: str | Path, start: Record) -> Iterator[ResultsFile]:
+    """A run's results file: ``start`` (status 'running') now, 'failed' with the error if the
     enclosed work raises (the run itself writes 'ok' when it finishes)."""
-    results = ResultsFile(path)
-    results.write(status="running", **start)
+    results = ResultsFile(path, start)
+    results.write()
     try:
         yield results
     except BaseException as error:
-        results.write(status="failed", error=describe_failure(error))
+        results.write(status=FAILED, error=describe_failure(error))
         raise
 
 

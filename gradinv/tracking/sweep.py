@@ -9,7 +9,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from gradinv.tracking.results import RESULTS_FILE, read_results
+from gradinv.schema import OK, RESULTS_FILE
+from gradinv.tracking.results import read_results
 
 
 def sweep_outcome(folder: Path) -> dict[str, list[str]]:
@@ -30,7 +31,7 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         folder = Path(config.hydra.sweep.dir)
         outcome = sweep_outcome(folder)
-        ok = len(outcome.pop("ok", []))
+        ok = len(outcome.pop(OK, []))
         bad = [(status, run) for status, runs in outcome.items() for run in runs]
         line = f"gradinv: sweep {folder}: {ok} ok, {len(bad)} not ok"
         print(line, file=sys.stderr)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import fields
 
 import numpy as np
 import torch
 import wandb
 from lightning.pytorch.loggers import WandbLogger
 
-TABLE_KEY = "per_image"
+from gradinv.evaluation import Scores
+from gradinv.schema import WANDB_IMAGE_COLUMNS, WANDB_TABLE, ImageScore
 
 
 def _picture(image: torch.Tensor) -> wandb.Image:
@@ -19,14 +20,13 @@ def _picture(image: torch.Tensor) -> wandb.Image:
     return wandb.Image(array[..., 0] if array.shape[-1] == 1 else np.ascontiguousarray(array))
 
 
-def log_per_image_table(logger: WandbLogger, scored: dict[str, Any]) -> None:
-    """One row per victim image: its per-image metrics, original and reconstruction."""
-    rows = scored["per_image"]
-    if not rows:
+def log_per_image_table(logger: WandbLogger, scores: Scores) -> None:
+    """One row per victim image: its per-image scores, original and reconstruction."""
+    if not scores.per_image:
         return
-    fields = list(rows[0])
     data = [
-        [row[name] for name in fields] + [_picture(original), _picture(guess)]
-        for row, original, guess in zip(rows, scored["originals"], scored["reconstructions"])
+        [*row.to_dict().values(), _picture(original), _picture(guess)]
+        for row, original, guess in zip(scores.per_image, scores.originals, scores.reconstructions)
     ]
-    logger.log_table(TABLE_KEY, columns=[*fields, "original", "reconstruction"], data=data)
+    columns = [f.name for f in fields(ImageScore)] + list(WANDB_IMAGE_COLUMNS)
+    logger.log_table(WANDB_TABLE, columns=columns, data=data)

@@ -1,0 +1,183 @@
+"""The results schema: the files a run writes, their keys and metric names, as typed records.
+
+gradinv writes these records and multirun_analysis reads them; both take every file name, key
+and metric name from here, so each is spelled once. Standard library only: importing it (and
+so multirun_analysis) never imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+RESULTS_FILE = "results.json"
+PICTURE_FILE = "reconstruction.png"  # originals above reconstructions, captioned
+TENSORS_FILE = "reconstruction.pt"  # matched originals and reconstructions, pixel space [0, 1]
+
+RUNNING, OK, FAILED = "running", "ok", "failed"
+
+#: The Hydra groups whose choices an attack run records under ``choices``.
+GROUPS = ("dataset", "model", "defense", "attack", "experiment")
+#: The keys of ``choices`` that place a run in the grid.
+CELL = ("dataset", "model", "defense", "attack", "dropout", "seed")
+
+#: W&B: the per-image Table's key and its image columns, and the summary keys' prefixes of
+#: the final metrics and the timing (the runs read back by ``multirun_analysis --wandb``).
+WANDB_TABLE = "per_image"
+WANDB_IMAGE_COLUMNS = ("original", "reconstruction")
+WANDB_METRICS_PREFIX = "final/"
+WANDB_TIMING_PREFIX = "timing/"
+
+#: Per-image quality metrics; each run's ``metrics`` holds their means.
+IMAGE_METRICS = ("mse", "psnr", "ssim", "lpips")
+
+#: Human labels of metric (and curve) names, for tables and plot axes.
+LABELS = {
+    "mse": "MSE",
+    "psnr": "PSNR (dB)",
+    "ssim": "SSIM",
+    "lpips": "LPIPS",
+    "label_accuracy": "label accuracy",
+    "mask_accuracy": "mask accuracy",
+    "loss": "attack loss",
+    "gradient_cosine_distance": "gradient cosine distance",
+    "gradient_squared_distance": "gradient squared distance",
+    "gradient_relative_squared_distance": "gradient relative squared distance",
+    "test_accuracy": "test accuracy",
+}
+
+
+def gradient_metric(distance: str) -> str:
+    """The metric that reports an attack's final gradient distance, named after the distance:
+    'cosine_distance' -> 'gradient_cosine_distance'."""
+    return f"gradient_{distance}"
+
+
+def metric_label(metric: str) -> str:
+    """The human label of ``metric``, or the name itself when it has none."""
+    return LABELS.get(metric, metric)
+
+
+class _Record:
+    """JSON conversion of a dataclass: fields in order, nested records as dicts.
+
+    A record whose ``OMIT_UNSET`` is set leaves None fields out (not written yet, not measured);
+    otherwise None is written as null. Reading takes the known keys and gives missing ones None,
+    so older and partial records (e.g. from W&B) load.
+    """
+
+    OMIT_UNSET: ClassVar[bool] = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready dicts and lists."""
+        return {
+            f.name: _plain(getattr(self, f.name))
+            for f in fields(self)
+            if not (self.OMIT_UNSET and getattr(self, f.name) is None)
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        """The record from its dict; unknown keys are ignored, missing ones are None."""
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _Record):
+        return value.to_dict()
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+@dataclass
+class ImageScore(_Record):
+    """One victim image: where it came from, its label as recovered, and its quality metrics
+    (null when unavailable, e.g. LPIPS without weights)."""
+
+    victim: int
+    index: int
+    label: int
+    predicted_label: int
+    mse: float | None
+    psnr: float | None
+    ssim: float | None
+    lpips: float | None
+
+
+@dataclass
+class CurvePoint(_Record):
+    """The attack's state at one step of one Lightning fit (one per problem unless vectorized):
+    its mean loss, the candidates' mean PSNR and, when it learns dropout masks, their accuracy."""
+
+    OMIT_UNSET: ClassVar[bool] = True
+
+    fit: int
+    step: int
+    loss: float | None
+    psnr: float | None = None
+    mask_accuracy: float | None = None
+
+
+@dataclass
+class Timing(_Record):
+    """Wall time of an attack run; ``seconds_per_iteration`` is the attack's time per optimizer
+    step over all victims and restarts (null for a closed-form attack)."""
+
+    total_seconds: float
+    attack_seconds: float
+    iterations: int | None
+    optimizer_steps: int
+    seconds_per_iteration: float | None
+
+
+@dataclass
+class Record(_Record):
+    """What every run's results.json starts with: status, the grid cell and the resolved config;
+    ``error`` says why a failed run ended. Unset fields are left out of the file."""
+
+    OMIT_UNSET: ClassVar[bool] = True
+
+    status: str = RUNNING
+    choices: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunRecord(Record):
+    """An attack run's results.json: what the attacker knew and reported, the metrics (means,
+    with the reason for each unavailable one), per-image scores, timing, the convergence curve,
+    the picture's file name and the device."""
+
+    knowledge: dict[str, Any] | None = None
+    attack_report: dict[str, Any] | None = None
+    metrics: dict[str, float | None] | None = None
+    unavailable: dict[str, str] | None = None
+    per_image: list[ImageScore] | None = None
+    timing: Timing | None = None
+    curve: list[CurvePoint] | None = None
+    picture: str | None = None
+    device: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunRecord":
+        record = super().from_dict(data)
+        if record.per_image is not None:
+            record.per_image = [ImageScore.from_dict(row) for row in record.per_image]
+        if record.timing is not None:
+            record.timing = Timing.from_dict(record.timing)
+        if record.curve is not None:
+            record.curve = [CurvePoint.from_dict(point) for point in record.curve]
+        return record
+
+
+@dataclass
+class TrainingRecord(Record):
+    """A training run's results.json: test accuracy, where the train/test split came from,
+    timing and the file of the trained weights."""
+
+    metrics: dict[str, float | None] | None = None
+    split: str | None = None
+    timing: dict[str, float] | None = None
+    weights: str | None = None
