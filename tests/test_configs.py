@@ -13,7 +13,8 @@ from gradinv.models.build import build_model
 from tests.helpers import CONF
 
 GROUPS = (
-    "dataset", "model", "threat", "attack", "defense", "logger", "trainer", "experiment", "hydra/launcher"
+    "dataset", "model", "threat", "attack", "defense", "logger", "trainer", "experiment", "hydra",
+    "hydra/launcher",
 )
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF) / g).glob("*.yaml"))]
 
@@ -50,7 +51,7 @@ def test_launcher_configs_compose(launcher):
     assert cfg.hydra.launcher._target_.startswith("hydra_plugins.")
 
 
-@pytest.mark.parametrize("attack", ["ig", "dia", "wiig", "ig_precode", "rgap"])
+@pytest.mark.parametrize("attack", sorted(p.stem for p in (Path(CONF) / "attack").glob("*.yaml")))
 def test_the_client_shares_what_the_threat_grants_and_the_attack_is_told_it(attack):
     cfg = composed([f"attack={attack}"])
     threat, client = cfg.threat, cfg.client
