@@ -20,6 +20,7 @@ from gradinv.attacks.ig import InvertingGradients
 from gradinv.data.datasets import CIFAR10
 from gradinv.defenses.perturbation import GaussianNoise, Prune
 from gradinv.defenses.ppp import PPP
+from gradinv.defenses.quantize import Quantize
 from gradinv.defenses.precode import (
     Precode,
     VariationalBottleneck,
@@ -223,3 +224,15 @@ def test_dia_takes_the_same_ignore_layers_field(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["status"] == "ok" and results["config"]["attack"]["ignore_layers"] == "defended"
     assert outcome["metrics"]["mask_accuracy"] is not None
+
+
+def test_quantize_rounds_each_tensor_to_its_precision():
+    g = torch.tensor([0.5, -1.27, 0.004, 1e-5])
+    shared = Quantize("int8").protect({"w": g}, torch.nn.Identity())["w"]
+    scale = 1.27 / 127  # the largest magnitude maps to 127
+    assert torch.allclose(shared, torch.tensor([50 * scale, -1.27, 0.0, 0.0]), atol=1e-7)
+    half = Quantize("float16").protect({"w": g}, torch.nn.Identity())["w"]
+    assert half.dtype == torch.float32 and torch.equal(half, g.half().float())
+    assert Quantize().perturbs_update
+    with pytest.raises(ConfigError, match="defense.precision must be 'float16', 'bfloat16' or 'int8', got 'int4'."):
+        Quantize("int4")
