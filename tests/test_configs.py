@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning as L
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
 from PIL import Image
 
 from gradinv.errors import ConfigError, instantiate
-from gradinv.models.build import build_model
+from gradinv.experiment import build_setting
+from gradinv.federated.client import FederatedClient
 from tests.helpers import CONF
 
 GROUPS = (
@@ -31,18 +35,28 @@ def test_every_option_opens_with_a_comment_saying_what_it_is(group, option):
     assert first.startswith("# ") and first[2:].strip(), f"conf/{group}/{option}.yaml opens with no description"
 
 
-@pytest.mark.parametrize(
-    ("group", "option"), [o for o in OPTIONS if o[0] in ("dataset", "model", "attack", "defense")]
-)
-def test_every_option_composes_and_builds(group, option, tmp_path):
+RUN_OPTIONS = [o for o in OPTIONS if not o[0].startswith("hydra")]
+#: Options that need another group's option to make a run: ViT-B/16 tiles 224 px images only.
+NEEDS = {("model", "vit_b16"): ["dataset=imagenet"]}
+
+
+@pytest.mark.parametrize(("group", "option"), RUN_OPTIONS, ids=[f"{g}={o}" for g, o in RUN_OPTIONS])
+def test_every_option_composes_and_builds_a_run(group, option, tmp_path):
+    """Every option of every group and every experiment builds all a run builds before it attacks."""
     Image.new("RGB", (8, 8)).save(tmp_path / "one.png")
-    cfg = composed([f"{group}={option}", f"dataset.path={tmp_path}", "dataset.label=0"]
-                   if option == "folder" else [f"{group}={option}"])
-    if group == "model":
-        spec = instantiate(composed(["dataset=imagenet" if option == "vit_b16" else "dataset=cifar10"]).dataset).spec
-        assert build_model(cfg.model, spec, seed=0) is not None
-    else:
-        assert instantiate(cfg[group]) is not None
+    chosen = f"+experiment={option}" if group == "experiment" else f"{group}={option}"
+    extra = [f"dataset.path={tmp_path}", "dataset.label=0"] if option == "folder" else []
+    cfg = composed([chosen, *NEEDS.get((group, option), []), *extra], hydra=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path)  # the loggers write into the run's folder
+    HydraConfig.instance().set_config(cfg)
+    _, defense, model = build_setting(cfg)  # checks every field's type and that the model fits
+    attack = instantiate(cfg.attack)
+    client = FederatedClient(model, defense, **cfg.client)
+    assert attack.knowledge()["labels_known"] is client.share_labels
+    assert isinstance(instantiate(cfg.trainer, logger=False, max_epochs=1), L.Trainer)
+    if cfg.get("logger"):
+        assert instantiate(cfg.logger) is not None
 
 
 @pytest.mark.parametrize("launcher", ["joblib_local", "slurm_gpu"])

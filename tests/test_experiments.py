@@ -8,8 +8,6 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from gradinv.errors import instantiate
-from gradinv.models.build import build_model
 from tests.helpers import CONF
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))
@@ -34,14 +32,6 @@ def test_ig_dia_and_wiig_share_one_default_setting():
     assert ig == dia == wiig
     assert ig["regularizers"]["total_variation"]["weight"] == 1e-5
     assert ig["lr_schedule"] == "plateau" and ig["keep_best"]
-
-
-@pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_and_instantiates(experiment):
-    cfg = composed(f"+experiment={experiment}")
-    dataset, defense = instantiate(cfg.dataset), instantiate(cfg.defense)
-    assert instantiate(cfg.attack).knowledge()["labels_known"] is True
-    assert build_model(cfg.model, dataset.spec, 0, defense.prepare_model) is not None
 
 
 @pytest.mark.parametrize("attack", ["ig", "dia", "wiig"])

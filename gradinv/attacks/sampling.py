@@ -30,7 +30,7 @@ class LayerSamples:
         }
         if known and self.layers and granted is None:
             raise ConfigError(
-                "attack.samples_known=true needs a client that shares its samples "
+                "threat.samples=true needs a client that shares its samples "
                 "(client.share_samples=true)."
             )
         self.granted = granted if known else None
