@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -10,7 +9,6 @@ from omegaconf import OmegaConf
 
 from tests.helpers import CONF
 
-EXPERIMENTS = sorted(p.stem for p in (Path(CONF) / "experiment").glob("*.yaml"))
 # What an optimization attack's setting is: every field but what the attack models or is told.
 NOT_SETTING = {"_target_", "mask_lr", "mask_init", "masks_known", "ignore_layers"}
 MODELLED_PRIORS = {"mask_rate"}  # DIA's prior on the masks it models
