@@ -23,7 +23,9 @@ from gradinv.metrics.labels import label_multiset_accuracy
 from gradinv.models.build import build_model
 
 
-def accuracies(dataset: str, model: str, batch_size: int, seed: int, victims: int) -> dict[str, float | None]:
+def accuracies(
+    dataset: str, model: str, batch_size: int, seed: int, victims: int
+) -> dict[str, float | None]:
     """Mean multiset label accuracy over the seed's victims, per method (None: not applicable)."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=[
@@ -38,12 +40,14 @@ def accuracies(dataset: str, model: str, batch_size: int, seed: int, victims: in
     scores: dict[str, float | None] = {}
     for method in LABEL_INFERENCE:
         try:
-            scores[method] = fmean(
-                label_multiset_accuracy(record.labels, infer_labels(server.model, data.spec.shape, update, method))
-                for update, record in shared
-            )
+            guesses = [infer_labels(server.model, data.spec.shape, u, method) for u, _ in shared]
         except ConfigError:
             scores[method] = None
+            continue
+        scores[method] = fmean(
+            label_multiset_accuracy(record.labels, guess)
+            for (_, record), guess in zip(shared, guesses)
+        )
     return scores
 
 
@@ -65,7 +69,8 @@ def main() -> None:
                     "—" if runs[0][m] is None else f"{fmean(r[m] for r in runs):.2f}"
                     for m in LABEL_INFERENCE
                 ]
-                print(f"| {dataset} | {model} | {batch_size} | " + " | ".join(cells) + " |", flush=True)
+                row = f"| {dataset} | {model} | {batch_size} | " + " | ".join(cells) + " |"
+                print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ DUMMY_INPUTS = 64  # standard-normal inputs forwarded through the model
 DUMMY_SEED = 0  # one fixed draw: every victim and restart gets the same, deterministic estimate
 
 
-def dummy_head_io(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+def dummy_head_io(
+    model: nn.Module, input_shape: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The head's inputs (flattened) and softmax outputs on ``DUMMY_INPUTS`` seeded dummy
     inputs, in the model's current mode; torch's global random state is left as it was."""
     captured: list[torch.Tensor] = []

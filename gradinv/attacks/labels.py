@@ -78,7 +78,7 @@ def attack_labels(
     labels_known: bool,
     method: str = "auto",
 ) -> torch.Tensor:
-    """The labels an attack works with: shared ones if the threat model grants them, else inferred."""
+    """The labels an attack works with: shared if the threat model grants them, else inferred."""
     if labels_known:
         if update.labels is None:
             raise ConfigError("attack.labels_known=true needs a client that shares labels.")
