@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from gradinv.attacks.base import Attack, AttackRuntime, Reconstruction, ServerView
 from gradinv.attacks.ignore import as_patterns, kept_names
-from gradinv.attacks.labels import attack_labels
+from gradinv.attacks.labels import attack_labels, check_label_inference
 from gradinv.attacks.linear_products import linear_distances, linear_layers, squared_norms
 from gradinv.attacks.objectives import OBJECTIVES
 from gradinv.attacks.optimization import Optimization
@@ -84,6 +84,7 @@ class GradientInversion(Attack):
         init: str = "randn",
         restarts: int = 1,
         labels_known: bool = True,
+        label_inference: str = "auto",
         samples_known: bool = False,
         keep_best: bool = False,
         stop_patience: int | None = None,
@@ -122,6 +123,7 @@ class GradientInversion(Attack):
         self.init = init
         self.restarts = restarts
         self.labels_known = labels_known
+        self.label_inference = check_label_inference(label_inference)
         self.samples_known = samples_known
         self.log_psnr_every = log_psnr_every
         self.ignore_layers = as_patterns(ignore_layers)
@@ -166,8 +168,11 @@ class GradientInversion(Attack):
         return images.new_zeros(()) if total is None else total
 
     def problem_labels(self, server: ServerView, update: SharedUpdate) -> torch.Tensor | None:
-        """The labels a problem matches with: shared if granted, else inferred (iDLG); None if learned."""
-        return attack_labels(server.model, update, self.labels_known)
+        """The labels a problem matches with: shared if granted, else inferred by ``label_inference``
+        (``gradinv.attacks.labels``); None if learned."""
+        return attack_labels(
+            server.model, server.spec.shape, update, self.labels_known, self.label_inference
+        )
 
     def matched_names(self, server: ServerView, update: SharedUpdate) -> list[str]:
         """The parameters whose gradients enter the distance: all shared but ``ignore_layers``."""
