@@ -42,7 +42,7 @@ def test_ig_without_labels_infers_them(tmp_path):
          "dataset.num_victims=2"],
         tmp_path,
     )
-    assert outcome["knowledge"] == {"labels_known": False, "samples_known": False}
+    assert outcome["knowledge"] == {"labels_known": False, "samples_known": False, "algorithm": "fedsgd"}
     assert outcome["metrics"]["label_accuracy"] == 1.0
     assert outcome["metrics"]["psnr"] > 25
 
