@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 ARGS    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test bench table-labels table-dia table-rgap table-ppp
+.PHONY: help setup run test bench table-labels table-dia table-rgap table-ppp table-fedavg
 
 help: ## List the targets, one line each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
@@ -52,6 +52,12 @@ RGAP_MODELS   ?= cnn6,cnn6d,fcn3
 RGAP_DATASETS ?= cifar10
 PPP_DEFENSES  ?= none,precode,ppp,noise
 PPP_MODELS    ?= mlp,cnn,resnet18
+FEDAVG_MODELS ?= mlp,cnn
+FEDAVG_BATCHES ?= 1,4,8
+FEDAVG_STEPS  ?= 1,5
+FEDAVG_P      ?= 0,0.25
+FEDAVG_ATTACKS ?= ig,dia
+FEDAVG_ITERS  ?= $(if $(QUICK),100,24000)
 SWEEP_RUN      = $(PYTHON) gradinv/main.py -m trainer.enable_progress_bar=false
 BUDGET         = attack.iterations=$(ITERS) dataset.num_victims=$(VICTIMS)
 # The DIA paper's setting (conf/experiment/dia_paper.yaml) for every attack of its table, so
@@ -93,3 +99,10 @@ table-ppp: $(STAMP) ## Defenses: bare, PRECODE, PPP, noise x IG, PRECODE-aware I
 	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/ig_precode attack=ig_precode defense=precode,ppp \
 	  dataset=$(DATASETS) model=$(PPP_MODELS) $(BUDGET) $(ARGS)
 	$(ANALYZE)
+
+table-fedavg: $(STAMP) ## FedAvg: MLP, CNN x batch 1, 4, 8 x local steps 1, 5 x p x IG, DIA, labels inferred (QUICK=1: CPU)
+	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP) client=fedavg dataset=cifar10 model=$(FEDAVG_MODELS) \
+	  dataset.batch_size=$(FEDAVG_BATCHES) client.local_steps=$(FEDAVG_STEPS) model.dropout=$(FEDAVG_P) \
+	  attack=$(FEDAVG_ATTACKS) threat.labels=false attack.iterations=$(FEDAVG_ITERS) \
+	  dataset.num_victims=$(VICTIMS) $(ARGS)
+	$(ANALYZE) --by dataset.batch_size --by client.local_steps

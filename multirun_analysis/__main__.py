@@ -1,4 +1,4 @@
-"""``python -m multirun_analysis PATH... [--out DIR] [--wandb ENTITY/PROJECT]``."""
+"""``python -m multirun_analysis PATH... [--out DIR] [--wandb ENTITY/PROJECT] [--by FIELD]...``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="output folder (default: PATH/analysis)")
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the runs from W&B instead")
     parser.add_argument("--group", help="with --wandb: only this W&B group (a sweep folder)")
+    parser.add_argument(
+        "--by", action="append", default=[], metavar="FIELD",
+        help="a config field (e.g. dataset.batch_size) that splits table rows and gets its own plots; repeatable",
+    )
     args = parser.parse_args(argv)
     if not args.paths and not args.wandb:
         parser.error("give run or sweep folders, or --wandb ENTITY/PROJECT")
@@ -33,9 +37,9 @@ def collect(args: argparse.Namespace) -> Collection:
     if args.wandb:
         from multirun_analysis.wandb_source import read_wandb
 
-        return from_records(read_wandb(args.wandb, args.group))
+        return from_records(read_wandb(args.wandb, args.group), args.by)
     try:
-        return read_folders(args.paths)
+        return read_folders(args.paths, args.by)
     except FileNotFoundError as error:
         raise SystemExit(f"multirun_analysis: error: {error}") from None
 
@@ -50,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if collection.runs.empty:
         print("multirun_analysis: error: no finished run to analyse", file=sys.stderr)
         return 1
-    for path in write_report(collection, args.out):
+    for path in write_report(collection, args.out, args.by):
         print(f"wrote {path}")
     return 0
 

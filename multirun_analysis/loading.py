@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
@@ -40,8 +40,9 @@ def find_results(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def read_folders(paths: Iterable[str | Path]) -> Collection:
-    """The runs whose results.json lie under ``paths``; the run's name is its folder."""
+def read_folders(paths: Iterable[str | Path], by: Sequence[str] = ()) -> Collection:
+    """The runs whose results.json lie under ``paths``; the run's name is its folder; ``by``
+    names config fields (``dataset.batch_size``) that become cell columns."""
     records: list[dict[str, Any]] = []
     unreadable: list[tuple[str, str]] = []
     for file in find_results(paths):
@@ -52,13 +53,14 @@ def read_folders(paths: Iterable[str | Path]) -> Collection:
             continue
         record["run"] = str(file.parent)
         records.append(record)
-    collection = from_records(records)
+    collection = from_records(records, by)
     collection.skipped[:0] = unreadable
     return collection
 
 
-def from_records(records: Iterable[dict[str, Any]]) -> Collection:
-    """Tidy frames from results.json-shaped dicts, each with a ``run`` name."""
+def from_records(records: Iterable[dict[str, Any]], by: Sequence[str] = ()) -> Collection:
+    """Tidy frames from results.json-shaped dicts, each with a ``run`` name; ``by`` as in
+    ``read_folders``."""
     runs, images, curves, skipped = [], [], [], []
     for data in records:
         record = RunRecord.from_dict(data)
@@ -66,7 +68,7 @@ def from_records(records: Iterable[dict[str, Any]]) -> Collection:
             reason = f"status {record.status!r}" + (f": {record.error}" if record.error else "")
             skipped.append((data["run"], reason))
             continue
-        cell = {"run": data["run"], **_cell(record)}
+        cell = {"run": data["run"], **_cell(record), **{field: config_value(record, field) for field in by}}
         runs.append({**cell, **_run_values(record)})
         images.extend({**cell, **_values(row.to_dict())} for row in record.per_image or [])
         curves.extend({**cell, **_values(point.to_dict())} for point in record.curve or [])
@@ -79,6 +81,14 @@ def _cell(record: RunRecord) -> dict[str, Any]:
     attack = (record.config or {}).get("attack") or {}
     cell["iterations"] = attack.get("iterations")
     return cell
+
+
+def config_value(record: RunRecord, field: str) -> Any:
+    """The resolved config value at a dotted ``field`` (e.g. 'client.local_steps'), or None."""
+    value: Any = record.config or {}
+    for part in field.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def _run_values(record: RunRecord) -> dict[str, Any]:

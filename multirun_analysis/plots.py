@@ -13,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from multirun_analysis.tables import row_keys  # noqa: E402
+
 from gradinv.schema import metric_label  # noqa: E402
 
 
@@ -32,6 +34,28 @@ def plot_metric(summary: pd.DataFrame, metric: str, path: Path) -> bool:
             ax.errorbar(line["dropout"], line["mean"], yerr=line["std"].fillna(0),
                         marker="o", capsize=3, label=label)
         _finish_panel(ax, f"{model} on {dataset}", "dropout p", metric)
+    _save(figure, axes, len(panels), path)
+    return True
+
+
+def plot_against(summary: pd.DataFrame, metric: str, field: str, path: Path) -> bool:
+    """``metric`` against a ``--by`` config field: one panel per setting of the other row keys
+    and dropout p, one line per attack (x defense); False (and no file) without values."""
+    part = summary[(summary["metric"] == metric) & (summary["n"] > 0)]
+    if part.empty or field not in part:
+        return False
+    lines = ["attack", "defense"]
+    keys = [k for k in row_keys(summary) if k not in (field, *lines)] + ["dropout"]
+    panels = sorted(part[keys].drop_duplicates().itertuples(index=False))
+    figure, axes = _panel_grid(len(panels), sharex=True)
+    for ax, panel_key in zip(axes.flat, panels):
+        panel = part[(part[keys] == list(panel_key)).all(axis=1)]
+        for (attack, defense), line in panel.groupby(lines, sort=True):
+            line = line.sort_values(field)
+            label = attack if defense == "none" else f"{attack} / {defense}"
+            ax.errorbar(line[field], line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3, label=label)
+        title = ", ".join(f"{k}={v:g}" if isinstance(v, float) else str(v) for k, v in zip(keys, panel_key))
+        _finish_panel(ax, title, field, metric)
     _save(figure, axes, len(panels), path)
     return True
 

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 from gradinv.schema import metric_label
 from multirun_analysis.gallery import write_galleries
 from multirun_analysis.loading import Collection
-from multirun_analysis.plots import plot_curves, plot_metric
-from multirun_analysis.tables import TABLE_METRICS, numeric_table, summarize, text_table, to_latex, to_markdown
+from multirun_analysis.plots import plot_against, plot_curves, plot_metric
+from multirun_analysis.tables import (
+    ROWS, TABLE_METRICS, numeric_table, summarize, text_table, to_latex, to_markdown,
+)
 
 
-def write_report(collection: Collection, out: Path) -> list[Path]:
+def write_report(collection: Collection, out: Path, by: Sequence[str] = ()) -> list[Path]:
     """Tidy CSVs, per-metric tables (Markdown, LaTeX, CSV), plots, convergence curves and galleries;
-    the paths written."""
+    the paths written. ``by`` fields split the table rows further, and each gets a plot of every
+    metric against it."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "runs.csv", out / "images.csv", out / "summary.csv"]
     collection.runs.to_csv(written[0], index=False)
     collection.images.to_csv(written[1], index=False)
-    summary = summarize(collection.images)
+    summary = summarize(collection.images, rows=[*ROWS, *by])
     summary.to_csv(written[2], index=False)
     for metric in TABLE_METRICS:
         title = f"{metric_label(metric)}: mean ± std over victim images, by dropout p"
@@ -30,6 +34,10 @@ def write_report(collection: Collection, out: Path) -> list[Path]:
         plot = out / f"plot_{metric}.png"
         if plot_metric(summary, metric, plot):
             written.append(plot)
+        for field in by:
+            plot = out / f"plot_{metric}_by_{field.replace('.', '_')}.png"
+            if plot_against(summary, metric, field, plot):
+                written.append(plot)
     if not collection.curves.empty:
         written.append(out / "curves.csv")
         collection.curves.to_csv(written[-1], index=False)

@@ -9,6 +9,7 @@ cell. A cell shows "–" when it has no value, and "(n/total)" when some were mi
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import pandas as pd
 
@@ -19,26 +20,36 @@ MISSING = "–"
 STATS = ("mean", "std", "n", "total")
 
 
-def summarize(images: pd.DataFrame, metrics: tuple[str, ...] = TABLE_METRICS) -> pd.DataFrame:
-    """Long form: one row per (cell, dropout, metric) with mean, std, n and total."""
-    frame = images.reindex(columns=[*ROWS, "dropout", *metrics])
+def summarize(
+    images: pd.DataFrame, metrics: tuple[str, ...] = TABLE_METRICS, rows: Sequence[str] = ROWS
+) -> pd.DataFrame:
+    """Long form: one row per (cell, dropout, metric) with mean, std, n and total; ``rows`` are
+    the keys that name a table row (``ROWS`` and any ``--by`` config fields)."""
+    rows = list(rows)
+    frame = images.reindex(columns=[*rows, "dropout", *metrics])
     frame[list(metrics)] = frame[list(metrics)].apply(pd.to_numeric, errors="coerce")
-    long = frame.melt(id_vars=[*ROWS, "dropout"], value_vars=list(metrics), var_name="metric")
-    grouped = long.groupby([*ROWS, "dropout", "metric"], sort=True, dropna=False)["value"]
+    long = frame.melt(id_vars=[*rows, "dropout"], value_vars=list(metrics), var_name="metric")
+    grouped = long.groupby([*rows, "dropout", "metric"], sort=True, dropna=False)["value"]
     summary = grouped.agg(mean="mean", std="std", n="count", total="size").reset_index()
     return summary
 
 
 def numeric_table(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One metric laid out like the papers: rows = (dataset, model, defense, attack), columns = p."""
+    """One metric laid out like the papers: rows = (dataset, model, defense, attack, ...), columns = p."""
     part = summary[summary["metric"] == metric]
-    wide = part.set_index([*ROWS, "dropout"])[list(STATS)].unstack("dropout")
+    wide = part.set_index([*row_keys(summary), "dropout"])[list(STATS)].unstack("dropout")
     ps = sorted(part["dropout"].unique())
     wide = wide.reorder_levels([1, 0], axis=1).reindex(
         columns=pd.MultiIndex.from_product([ps, STATS])
     )
     wide.columns = [f"p={p:g} {stat}" for p, stat in wide.columns]
     return wide
+
+
+def row_keys(summary: pd.DataFrame) -> list[str]:
+    """The keys naming a summary's table rows: every column before ``dropout``."""
+    columns = list(summary.columns)
+    return columns[: columns.index("dropout")]
 
 
 def format_cell(mean: float, std: float, n: float, total: float, digits: int, latex: bool) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gradinv.attacks.labels import infer_labels
 from gradinv.data.victims import VictimBatch
 from gradinv.defenses.base import NoDefense
 from gradinv.errors import ConfigError
 from gradinv.federated.client import FederatedClient
+from gradinv.models.cnn import CNN
 from gradinv.models.mlp import MLP
 from tests.helpers import run_config
 
@@ -53,3 +55,15 @@ def test_dia_against_fedavg_learns_one_mask_set_per_local_step(tmp_path):
     sites = {key.removeprefix("mask_accuracy/") for key in outcome["metrics"] if key.startswith("mask_accuracy/")}
     assert {site.split(".")[0] for site in sites} == {"step0", "step1"}
     assert outcome["metrics"]["mask_accuracy"] is not None
+
+
+def test_labels_are_inferred_from_a_fedavg_update_as_from_the_mean_gradient():
+    """The count methods read gradient magnitudes: a FedAvg update is rescaled by lr x steps."""
+    torch.manual_seed(0)
+    model = CNN((3, 32, 32), 10)
+    victim = VictimBatch(torch.randn(4, 3, 32, 32), torch.tensor([3, 3, 7, 1]), (0, 1, 2, 3))
+    sgd, _ = FederatedClient(model, NoDefense()).share(victim)
+    avg, _ = FederatedClient(model, NoDefense(), local_steps=1, local_lr=1e-4).share(victim)
+    from_sgd = infer_labels(model, (3, 32, 32), sgd, "geng")
+    assert torch.equal(infer_labels(model, (3, 32, 32), avg, "geng"), from_sgd)
+    assert sorted(from_sgd.tolist()) == [1, 3, 3, 7]

@@ -22,8 +22,8 @@ def test_default_run_writes_results_picture_and_offline_wandb(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["status"] == "ok"
     assert results["choices"] == {
-        "dataset": "mnist", "model": "mlp", "defense": "none", "attack": "ig", "experiment": None,
-        "dropout": 0.0, "seed": 0,
+        "dataset": "mnist", "model": "mlp", "threat": "default", "client": "fedsgd", "defense": "none",
+        "attack": "ig", "experiment": None, "dropout": 0.0, "seed": 0,
     }
     assert set(results["metrics"]) >= {"mse", "psnr", "ssim", "lpips"}
     assert results["metrics"]["lpips"] is None and "lpips" in results["unavailable"]

@@ -44,10 +44,17 @@ def infer_labels(
     model: nn.Module, input_shape: tuple[int, ...], update: SharedUpdate, method: str = "auto"
 ) -> torch.Tensor:
     """The batch's labels inferred from ``update``'s head gradient by ``method``; LLG's come
-    sorted by class (no method knows which image carries which label)."""
-    gradient = _head_gradient(model, update)
+    sorted by class (no method knows which image carries which label).
+
+    A FedAvg update (``theta_0 - theta_T``) is first divided by ``local_lr * local_steps``,
+    which the server knows: the mean gradient over the local steps, the quantity the counts
+    of Geng et al. (2021) and Wainakh et al. (2022) read (exact for one full-batch step).
+    """
+    scale = 1.0 if update.local is None else update.local.lr * update.local.steps
+    gradient = _head_gradient(model, update) / scale
     batch_size = update.batch_size
     bias = update.gradients.get("head.bias")
+    bias = None if bias is None else bias / scale
     if check_label_inference(method) == "auto":
         method = "idlg" if batch_size == 1 else "llg+" if bias is None else "geng"
     if method == "idlg":
