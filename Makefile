@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 ARGS    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test bench table-dia table-rgap table-ppp
+.PHONY: help setup run test bench table-labels table-dia table-rgap table-ppp
 
 help: ## List the targets, one line each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
@@ -26,6 +26,9 @@ test: $(STAMP) ## Run the test suite
 
 bench: $(STAMP) ## Time attacks (1 vs 8 vs 32 vectorized, one by one, plain-loop floor); writes bench.json
 	$(PYTHON) -m gradinv.bench $(ARGS)
+
+table-labels: $(STAMP) ## Label inference accuracy per method: shipped MNIST, CIFAR-10 x MLP, CNN x batch 1, 4, 8
+	$(PYTHON) -m gradinv.label_table $(ARGS)
 
 # Paper tables: each target sweeps with `gradinv/main.py -m` into $(SWEEP), then runs
 # multirun_analysis on it (tables, plots, gallery in $(SWEEP)/analysis). Every list below is a

@@ -12,6 +12,7 @@ from gradinv.attacks.base import Reconstruction
 from gradinv.data.spec import DataSpec
 from gradinv.federated.update import PrivateRecord
 from gradinv.metrics.image_quality import image_quality
+from gradinv.metrics.labels import label_multiset_accuracy
 from gradinv.metrics.masks import mask_metrics
 from gradinv.schema import IMAGE_METRICS, ImageScore, gradient_metric
 
@@ -59,7 +60,10 @@ def evaluate(
         originals.append(truth)
         matched.append(guess[order])
     metrics = {name: _mean([getattr(row, name) for row in per_image]) for name in IMAGE_METRICS}
-    metrics["label_accuracy"] = fmean(float(row.label == row.predicted_label) for row in per_image)
+    metrics["label_accuracy"] = fmean(
+        label_multiset_accuracy(record.labels.cpu(), rec.labels.cpu())
+        for record, rec in zip(records, reconstructions)
+    )
     distances = [rec.gradient_loss for rec in reconstructions]
     metrics[gradient_metric(gradient_distance)] = fmean(distances)
     reasons = {"lpips": lpips_reason} if metrics["lpips"] is None else {}

@@ -140,6 +140,11 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     device = run_device(cfg.trainer.accelerator)
 
     client = FederatedClient(model, defense, **cfg.client).to(device)
+    if attack.needs_exact_update and client.local_steps is not None:
+        raise ConfigError(
+            f"attack={choices(cfg)['attack']} inverts one exact gradient, not FedAvg's local steps: "
+            "use client=fedsgd or an optimization attack."
+        )
     server = ServerView.of(model, spec, client.batch_statistics, defense.skippable_parameters(model))
     updates, records = zip(*(client.share(victim) for victim in victims))
 
@@ -178,7 +183,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     if logger is not None:
         _log_final(logger, scores, timing)
     results.write(
-        status=OK, knowledge=attack.knowledge(), attack_report=attack.report(),
+        status=OK, knowledge={**attack.knowledge(), **client.knowledge()}, attack_report=attack.report(),
         metrics=scores.metrics, unavailable=scores.unavailable, per_image=scores.per_image,
         timing=timing, curve=monitor.curve, picture=PICTURE_FILE, device=str(device),
     )

@@ -17,9 +17,9 @@ TENSORS_FILE = "reconstruction.pt"  # matched originals and reconstructions, pix
 RUNNING, OK, FAILED = "running", "ok", "failed"
 
 #: The Hydra groups whose choices an attack run records under ``choices``.
-GROUPS = ("dataset", "model", "defense", "attack", "experiment")
+GROUPS = ("dataset", "model", "threat", "client", "defense", "attack", "experiment")
 #: The keys of ``choices`` that place a run in the grid.
-CELL = ("dataset", "model", "defense", "attack", "dropout", "seed")
+CELL = ("dataset", "model", "client", "defense", "attack", "dropout", "seed")
 
 #: W&B: the per-image Table's key and its image columns, and the summary keys' prefixes of
 #: the final metrics and the timing (the runs read back by ``multirun_analysis --wandb``).

@@ -51,7 +51,7 @@ def test_dia_learns_the_true_masks_far_above_chance(tmp_path):
     assert metrics["mask_accuracy"] > 0.95
     for site in ("features.3", "features.6", "features.9"):
         assert metrics[f"mask_accuracy/{site}"] > 0.9
-    assert outcome["knowledge"] == {"labels_known": True, "samples_known": False, "masks_known": False}
+    assert outcome["knowledge"] == {"labels_known": True, "samples_known": False, "masks_known": False, "algorithm": "fedsgd"}
 
 
 def test_dia_beats_ig_by_a_wide_margin_under_dropout(tmp_path):
@@ -99,7 +99,7 @@ def test_wiig_refuses_a_client_that_keeps_its_masks():
 
 def test_wiig_run_reaches_the_upper_bound_and_records_its_knowledge(tmp_path):
     outcome = run_config(["attack=wiig", "attack.iterations=100", *MNIST4], tmp_path)
-    assert outcome["knowledge"] == {"labels_known": True, "samples_known": False, "masks_known": True}
+    assert outcome["knowledge"] == {"labels_known": True, "samples_known": False, "masks_known": True, "algorithm": "fedsgd"}
     assert outcome["metrics"]["psnr"] > 35
     assert outcome["metrics"]["mask_accuracy"] is None
     assert outcome["unavailable"]["mask_accuracy"] == "the attack learns no dropout masks"

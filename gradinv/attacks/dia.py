@@ -1,7 +1,8 @@
 """Dropout Inversion Attack (Scheliga, Mäder, Seeland, AAAI 2023): learn the dropout masks too.
 
 The client's gradient was computed under dropout masks the attacker does not know. DIA gives
-every active dropout site a continuous mask shaped like its activation (batch included),
+every active dropout site a continuous mask shaped like its activation (batch included; one
+per local step against a FedAvg client, whose masks are drawn anew at every step),
 drawn from Bernoulli(1 - p), optimizes it jointly with the images by the same Adam, clips it
 to [0, 1] after each step and pulls its drop rate towards p (the ``mask_rate`` regularizer
 of conf/attack/dia.yaml). Sites with p = 0 get no mask, so with p = 0 DIA is IG.
@@ -17,6 +18,7 @@ from gradinv.attacks.base import ServerView
 from gradinv.attacks.gradient_inversion import GradientInversion, Problem, Variables
 from gradinv.attacks.variables import DropoutMask
 from gradinv.errors import ConfigError
+from gradinv.federated.local_update import local_input_shape, stepped, unstepped
 from gradinv.models.dropout import active_sites, mask_key
 from gradinv.models.stochastic import randomness_shapes
 
@@ -43,13 +45,15 @@ class DropoutInversion(GradientInversion):
         sites = active_sites(server.model)
         if not sites:
             return {}
-        shapes = randomness_shapes(server.model, (problem.update.batch_size, *server.spec.shape), sites)
+        update = problem.update
+        shapes = randomness_shapes(server.model, local_input_shape(update, server.spec.shape), sites)
+        by_key = {mask_key(name): site for name, site in sites.items()}
         variables = {}
-        for name, site in sites.items():
-            key = mask_key(name)
+        for key, shape in stepped(shapes, update.local).items():
+            site = by_key[unstepped(key)]
             if self.mask_init == "keep_rate":
-                start = torch.full(shapes[key], 1 - site.p)
+                start = torch.full(shape, 1 - site.p)
             else:
-                start = site.draw(shapes[key], torch.empty(0), generator)
+                start = site.draw(shape, torch.empty(0), generator)
             variables[key] = DropoutMask(start, self.mask_lr, (0.0, 1.0), key, site.p)
         return variables

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from gradinv.attacks.base import Attack, AttackRuntime, Reconstruction, ServerView
 from gradinv.attacks.ignore import as_patterns, kept_names
-from gradinv.attacks.labels import attack_labels
+from gradinv.attacks.labels import attack_labels, check_label_inference
 from gradinv.attacks.linear_products import linear_distances, linear_layers, squared_norms
 from gradinv.attacks.objectives import OBJECTIVES
 from gradinv.attacks.optimization import Optimization
@@ -39,6 +39,7 @@ from gradinv.attacks.variables import Variable, dropout_masks, learned_labels
 from gradinv.attacks.vectorized import batched_distances
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import parameter_gradients
+from gradinv.federated.local_update import local_update
 from gradinv.federated.update import SharedUpdate
 
 Tensors = dict[str, torch.Tensor]
@@ -84,6 +85,7 @@ class GradientInversion(Attack):
         init: str = "randn",
         restarts: int = 1,
         labels_known: bool = True,
+        label_inference: str = "auto",
         samples_known: bool = False,
         keep_best: bool = False,
         stop_patience: int | None = None,
@@ -122,6 +124,7 @@ class GradientInversion(Attack):
         self.init = init
         self.restarts = restarts
         self.labels_known = labels_known
+        self.label_inference = check_label_inference(label_inference)
         self.samples_known = samples_known
         self.log_psnr_every = log_psnr_every
         self.ignore_layers = as_patterns(ignore_layers)
@@ -166,8 +169,11 @@ class GradientInversion(Attack):
         return images.new_zeros(()) if total is None else total
 
     def problem_labels(self, server: ServerView, update: SharedUpdate) -> torch.Tensor | None:
-        """The labels a problem matches with: shared if granted, else inferred (iDLG); None if learned."""
-        return attack_labels(server.model, update, self.labels_known)
+        """The labels a problem matches with: shared if granted, else inferred by ``label_inference``
+        (``gradinv.attacks.labels``); None if learned."""
+        return attack_labels(
+            server.model, server.spec.shape, update, self.labels_known, self.label_inference
+        )
 
     def matched_names(self, server: ServerView, update: SharedUpdate) -> list[str]:
         """The parameters whose gradients enter the distance: all shared but ``ignore_layers``."""
@@ -202,10 +208,7 @@ class GradientInversion(Attack):
     ) -> Problem:
         """The problem of attacking ``update`` (victim ``victim``) from restart ``restart``."""
         problem_seed = _problem_seed(seed, victim, restart)
-        samples = LayerSamples(
-            server.model, (update.batch_size, *server.spec.shape), problem_seed + 1,
-            update.samples, self.samples_known,
-        )
+        samples = LayerSamples(server.model, update, server.spec.shape, problem_seed + 1, self.samples_known)
         return Problem(victim, update, self.problem_labels(server, update), problem_seed, samples)
 
 
@@ -327,6 +330,8 @@ class InversionModule(L.LightningModule):
         blocker = "problems of different shapes" if len(layouts) > 1 else None
         if self.settings.optimizer == "lbfgs":
             blocker = "L-BFGS steps each problem with its own line search"
+        if any(p.update.local is not None for p in self.problems):
+            blocker = "FedAvg's local steps are simulated problem by problem"
         if blocker is None:
             self.layers = linear_layers(self.model, self.names[0], self.attack.objective)
             if self.layers is not None:
@@ -354,11 +359,14 @@ class InversionModule(L.LightningModule):
 
     def loss(self, i: int, create_graph: bool = True) -> torch.Tensor:
         """Gradient distance plus penalty for problem ``i`` at its current candidate."""
-        images = self.candidates[i]["images"]
-        grads = parameter_gradients(
-            self.model, images, self.forward_labels(i), self.names[i], self.forward_buffers(i),
-            create_graph=create_graph,
-        )
+        images, local = self.candidates[i]["images"], self.problems[i].update.local
+        labels, buffers = self.forward_labels(i), self.forward_buffers(i)
+        if local is None:
+            grads = parameter_gradients(
+                self.model, images, labels, self.names[i], buffers, create_graph=create_graph
+            )
+        else:
+            grads, _ = local_update(self.model, images, labels, local, self.names[i], buffers, create_graph)
         distance = self.distance(grads, self.targets[i])
         if not create_graph:
             return distance
@@ -484,7 +492,7 @@ class InversionModule(L.LightningModule):
                     for key, value in state.best.items():
                         params[key].copy_(value)
             with torch.enable_grad():
-                distance = float(self.loss(i, create_graph=False))
+                distance = float(self.loss(i, create_graph=False).detach())
             masks = {k: v.detach().cpu() for k, v in dropout_masks(self.learned[i]).items()}
             logits = learned_labels(self.learned[i])
             labels = self.labels[i] if logits is None else logits.argmax(dim=-1)

@@ -76,12 +76,7 @@ class RGAP(Attack):
     def _labels(self, server: ServerView, update: SharedUpdate) -> torch.Tensor:
         if update.batch_size != 1:
             raise ConfigError(f"attack=rgap needs dataset.batch_size=1, got {update.batch_size}.")
-        if not self.labels_known and server.model.head.out_features == 1:
-            raise ConfigError(
-                "threat.labels=false needs model.head=multiclass: a binary head reveals "
-                "only the label's parity."
-            )
-        return attack_labels(server.model, update, self.labels_known).cpu()
+        return attack_labels(server.model, server.spec.shape, update, self.labels_known).cpu()
 
 
 def _gradient(update: SharedUpdate, step: Step) -> torch.Tensor:

@@ -2,8 +2,9 @@
 
 Such a layer draws in every mode, so the attacker's forward needs a draw per step: fresh from
 the problem's own generator (the client's draw is unknown), or the client's recorded draw when
-the threat model grants it (``attack.samples_known``). One ``LayerSamples`` belongs to one
-problem, so vectorized and one-by-one runs draw the same values.
+the threat model grants it (``attack.samples_known``). Under FedAvg every local step draws its
+own. One ``LayerSamples`` belongs to one problem, so vectorized and one-by-one runs draw the
+same values.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import torch
 from torch import nn
 
 from gradinv.errors import ConfigError
+from gradinv.federated.local_update import local_input_shape, stepped, unstepped
+from gradinv.federated.update import SharedUpdate
 from gradinv.models.stochastic import StochasticLayer, randomness_key, randomness_shapes, stochastic_layers
 
 Tensors = dict[str, torch.Tensor]
@@ -21,13 +24,15 @@ class LayerSamples:
     """One problem's draws for the model's always-sampling layers, keyed by buffer name."""
 
     def __init__(
-        self, model: nn.Module, input_shape: tuple[int, ...], seed: int, granted: Tensors | None, known: bool
+        self, model: nn.Module, update: SharedUpdate, sample_shape: tuple[int, ...], seed: int, known: bool
     ) -> None:
         layers = {n: m for n, m in stochastic_layers(model).items() if m.samples_in_eval}
-        shapes = randomness_shapes(model, input_shape, layers) if layers else {}
+        shapes = randomness_shapes(model, local_input_shape(update, sample_shape), layers) if layers else {}
+        by_key = {randomness_key(n, m): m for n, m in layers.items()}
         self.layers: dict[str, tuple[StochasticLayer, torch.Size]] = {
-            randomness_key(n, m): (m, shapes[randomness_key(n, m)]) for n, m in layers.items()
+            key: (by_key[unstepped(key)], shape) for key, shape in stepped(shapes, update.local).items()
         }
+        granted = update.samples
         if known and self.layers and granted is None:
             raise ConfigError(
                 "threat.samples=true needs a client that shares its samples "

@@ -1,6 +1,14 @@
-"""The federated client: it trains on its private batch and shares the resulting update."""
+"""The federated client: it trains on its private batch and shares the resulting update.
+
+FedSGD shares one gradient of the training loss over the batch; FedAvg (``local_steps`` set)
+takes local SGD steps (``gradinv.federated.local_update``) and shares ``theta_0 - theta_T``,
+drawing its dropout masks and PRECODE samples anew at every step.
+"""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
 
 import lightning as L
 import torch
@@ -10,6 +18,13 @@ from gradinv.data.victims import VictimBatch
 from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import parameter_gradients, training_loss
+from gradinv.federated.local_update import (
+    LocalTraining,
+    check_local_fields,
+    local_batch_size,
+    local_update,
+    unstepped,
+)
 from gradinv.federated.update import PrivateRecord, SharedUpdate
 from gradinv.models.dropout import active_sites, mask_key
 from gradinv.models.stochastic import recording_randomness
@@ -19,7 +34,7 @@ NORMALIZATIONS = ("batch", "running")
 
 
 class FederatedClient(L.LightningModule):
-    """A FedSGD client: one cross-entropy gradient over its batch, protected by its defense."""
+    """A FedSGD or FedAvg client; what it shares passes its defense first."""
 
     def __init__(
         self,
@@ -31,8 +46,15 @@ class FederatedClient(L.LightningModule):
         share_samples: bool = False,
         normalization: str | None = None,
         lr: float = 0.1,
+        local_steps: int | None = None,
+        local_lr: float = 1e-4,
+        local_batch_size: int | None = None,
+        shuffle: bool = False,
+        share_order: bool = True,
     ) -> None:
         super().__init__()
+        if local_steps is not None:
+            check_local_fields(local_steps, local_lr, local_batch_size)
         if mode not in MODES:
             raise ConfigError(f"client.mode must be one of {MODES}, got '{mode}'.")
         if normalization not in (None, *NORMALIZATIONS):
@@ -48,6 +70,20 @@ class FederatedClient(L.LightningModule):
         self.share_masks = share_masks
         self.share_samples = share_samples
         self.lr = lr
+        self.local_steps = local_steps
+        self.local_lr = local_lr
+        self.local_batch_size = local_batch_size
+        self.shuffle = shuffle
+        self.share_order = share_order
+
+    def knowledge(self) -> dict[str, Any]:
+        """What the server knows of the client's local procedure, recorded with every run."""
+        if self.local_steps is None:
+            return {"algorithm": "fedsgd"}
+        return {
+            "algorithm": "fedavg", "local_steps": self.local_steps, "local_lr": self.local_lr,
+            "local_batch_size": self.local_batch_size, "data_order_known": self.share_order or not self.shuffle,
+        }
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -94,17 +130,38 @@ class FederatedClient(L.LightningModule):
                 module.train(self.batch_statistics)
         images = victim.images.to(self.device)
         labels = victim.labels.to(self.device)
-        with recording_randomness(self.model) as drawn:
-            gradients = parameter_gradients(self.model, images, labels)
+        training = self.local_training(len(labels))
+        if training is None:
+            with recording_randomness(self.model) as drawn:
+                gradients = parameter_gradients(self.model, images, labels)
+        else:
+            gradients, drawn = local_update(self.model, images, labels, training)
         gradients = self.defense.protect({k: g.detach() for k, g in gradients.items()}, self.model)
         dropout = {mask_key(site) for site in active_sites(self.model)}
-        masks = {k: m.detach() for k, m in drawn.items() if k in dropout}
+        masks = {k: m.detach() for k, m in drawn.items() if unstepped(k) in dropout}
         samples = {k: s.detach() for k, s in drawn.items() if k not in masks}
+        shared_training = training
+        if training is not None and training.order is not None and not self.share_order:
+            shared_training = replace(training, order=None)
         update = SharedUpdate(
             gradients=gradients,
             batch_size=len(labels),
             labels=labels.clone() if self.share_labels else None,
             masks=dict(masks) if self.share_masks else None,
             samples=dict(samples) if self.share_samples else None,
+            local=shared_training,
         )
-        return update, PrivateRecord(images, labels, masks, victim.indices, samples)
+        order = None if training is None else training.order
+        return update, PrivateRecord(images, labels, masks, victim.indices, samples, order)
+
+    def local_training(self, total: int) -> LocalTraining | None:
+        """This round's FedAvg procedure for a batch of ``total`` images (None for FedSGD);
+        with ``shuffle``, one permutation per epoch from torch's global (seeded) generator."""
+        if self.local_steps is None:
+            return None
+        size = local_batch_size(self.local_batch_size, total)
+        order = None
+        if self.shuffle:
+            epochs = -(-self.local_steps * size // total)
+            order = tuple(tuple(torch.randperm(total).tolist()) for _ in range(epochs))
+        return LocalTraining(self.local_steps, self.local_lr, size, order)

@@ -6,13 +6,17 @@ from dataclasses import dataclass, field
 
 import torch
 
+from gradinv.federated.local_update import LocalTraining
+
 
 @dataclass(frozen=True)
 class SharedUpdate:
     """What leaves the client: named gradients, the batch size, and what the threat model grants.
 
     ``masks`` are the dropout masks and ``samples`` the other stochastic layers' draws (PRECODE's
-    Gaussian sample), each keyed by the buffer that replays it; present only when granted.
+    Gaussian sample), each keyed by the buffer that replays it (``stepN.`` first under FedAvg);
+    present only when granted. ``local`` is the FedAvg procedure the server knows (None for
+    FedSGD, whose ``gradients`` are the gradient itself; FedAvg's are ``theta_0 - theta_T``).
     """
 
     gradients: dict[str, torch.Tensor]
@@ -20,14 +24,17 @@ class SharedUpdate:
     labels: torch.Tensor | None = None
     masks: dict[str, torch.Tensor] | None = None
     samples: dict[str, torch.Tensor] | None = None
+    local: LocalTraining | None = None
 
 
 @dataclass(frozen=True)
 class PrivateRecord:
-    """The client's ground truth for one round: images, labels, dropout masks and other draws."""
+    """The client's ground truth for one round: images, labels, dropout masks, other draws and,
+    for a shuffling FedAvg client, the order of each epoch."""
 
     images: torch.Tensor
     labels: torch.Tensor
     masks: dict[str, torch.Tensor]
     indices: tuple[int, ...]
     samples: dict[str, torch.Tensor] = field(default_factory=dict)
+    order: tuple[tuple[int, ...], ...] | None = None
