@@ -118,7 +118,7 @@ def test_inputs_that_are_not_there_name_their_field(tmp_path, monkeypatch, make,
     ],
 )
 def test_training_fields_are_checked(tmp_path, override, message):
-    from tests.test_defenses import compose_train
+    from tests.defenses.test_precode import compose_train
     from gradinv.utility import train
 
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
