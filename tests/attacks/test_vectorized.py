@@ -1,29 +1,19 @@
-"""Vectorized attacks equal one-by-one attacks; same seed, same reconstruction; resume; sweeps."""
+"""Vectorized attacks equal one-by-one attacks, and each set of problems takes the batched path
+it can (vmap, or inner products over linear layers)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
-import lightning as L
 import pytest
 import torch
 
-from gradinv.attacks.base import AttackRuntime, ServerView
+from gradinv.attacks.base import ServerView
 from gradinv.attacks.gradient_inversion import GradientInversion, InversionModule
 from gradinv.attacks.variables import DropoutMask
 from gradinv.data.spec import DataSpec
-from gradinv.defenses.base import Defense
-from gradinv.errors import ConfigError
-from gradinv.federated.client import FederatedClient
 from gradinv.models.dropout import active_sites, mask_key
-from gradinv.models.mlp import MLP
 from gradinv.models.resnet import ResNet18
-from tests.conftest import REPO
-from tests.helpers import run_config
+from tests.attacks.helpers import MNIST_LIKE, assert_same, attack_images, mlp, shared_updates
 
-MNIST_LIKE = DataSpec("tiny", 1, 8, 10, (0.5,), (0.5,))
 CIFAR_LIKE = DataSpec("tiny-rgb", 3, 12, 10, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
 
@@ -44,47 +34,6 @@ class LearnedMasks(GradientInversion):
             mask_key(n): DropoutMask(torch.rand(shape, generator=generator), bounds=(0, 1), buffer=mask_key(n))
             for n, shape in probe.items()
         }
-
-
-def quiet_trainer(callbacks: list) -> L.Trainer:
-    return L.Trainer(
-        max_epochs=1, accelerator="cpu", logger=False, callbacks=callbacks,
-        enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
-    )
-
-
-def shared_updates(model, spec: DataSpec, victims: int, batch: int = 1, client_mode: str = "train"):
-    torch.manual_seed(1)
-    client = FederatedClient(model, Defense(), mode=client_mode)
-    images = torch.randn(victims, batch, *spec.shape)
-    labels = torch.randint(0, spec.num_classes, (victims, batch))
-    from gradinv.data.victims import VictimBatch
-
-    return [client.share(VictimBatch(x, y, ()))[0] for x, y in zip(images, labels)]
-
-
-def attack_images(
-    attack: GradientInversion, model, spec: DataSpec, victims: int, client_mode: str = "train"
-) -> list:
-    torch.manual_seed(0)
-    server = ServerView.of(model, spec, batch_statistics=client_mode == "train")
-    updates = shared_updates(model, spec, victims, client_mode=client_mode)
-    runtime = AttackRuntime(seed=3, make_trainer=quiet_trainer)
-    return [rec for rec in attack.reconstruct(server, updates, runtime)]
-
-
-def assert_same(first: list, second: list) -> None:
-    for a, b in zip(first, second, strict=True):
-        torch.testing.assert_close(a.images, b.images, atol=1e-4, rtol=1e-3)
-        assert a.gradient_loss == pytest.approx(b.gradient_loss, rel=1e-3)
-        assert a.iterations == b.iterations
-        for key in a.masks or {}:
-            torch.testing.assert_close(a.masks[key], b.masks[key], atol=1e-4, rtol=1e-3)
-
-
-def mlp(dropout: float = 0.0) -> MLP:
-    torch.manual_seed(0)
-    return MLP(MNIST_LIKE.shape, 10, dropout=dropout, width=32, depth=2)
 
 
 def ig(attack_cls=GradientInversion, **fields) -> GradientInversion:
@@ -150,58 +99,6 @@ def test_learned_masks_stay_vectorized():
     module = InversionModule(attack, server, problems)
     module.on_fit_start()
     assert module.batching == "products"
-
-
-def test_same_seed_gives_identical_reconstructions(tmp_path):
-    overrides = ["model.width=32", "attack.iterations=4", "dataset.num_victims=2", "attack.restarts=2"]
-    first = run_config(overrides, tmp_path / "a")
-    second = run_config(overrides, tmp_path / "b")
-    assert first["per_image"] == second["per_image"]
-    assert first["metrics"]["psnr"] == second["metrics"]["psnr"]
-    pictures = [(tmp_path / d / "reconstruction.png").read_bytes() for d in ("a", "b")]
-    assert pictures[0] == pictures[1]
-
-
-def test_resume_skips_only_a_finished_run_of_the_same_configuration(tmp_path):
-    overrides = ["model.width=32", "attack.iterations=2", "resume=true"]
-    first = run_config(overrides, tmp_path)
-    stored = (tmp_path / "results.json").read_text()
-    again = run_config(overrides, tmp_path)
-    assert (tmp_path / "results.json").read_text() == stored
-    assert again["metrics"] == json.loads(stored)["metrics"] == first["metrics"]
-    with pytest.raises(ConfigError, match=r"another configuration .*attack.iterations: 2 -> 50"):
-        run_config([*overrides, "attack.iterations=50"], tmp_path)
-    assert (tmp_path / "results.json").read_text() == stored  # never overwritten
-
-
-def test_resume_reruns_a_failed_run(tmp_path):
-    (tmp_path / "results.json").write_text(json.dumps({"status": "failed"}))
-    outcome = run_config(["model.width=32", "attack.iterations=2", "resume=true"], tmp_path)
-    assert json.loads((tmp_path / "results.json").read_text())["status"] == "ok"
-    assert outcome["timing"]["iterations"] == 2
-
-
-@pytest.mark.slow
-def test_joblib_sweep_runs_two_parallel_jobs(tmp_path):
-    command = [
-        sys.executable, "gradinv/main.py", "-m", "hydra/launcher=joblib_local",
-        "logger=none", "trainer.enable_progress_bar=false", "model.width=32",
-        "attack.iterations=2", "seed=0,1", f"hydra.sweep.dir={tmp_path}",
-    ]
-    done = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
-    assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
-    results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/results.json"))]
-    assert [r["status"] for r in results] == ["ok", "ok"]
-    assert [r["choices"]["seed"] for r in results] == [0, 1]
-
-
-def test_the_logger_gets_every_steps_loss(tmp_path):
-    run_config(["model.width=32", "attack.iterations=12", "logger=csv"], tmp_path)
-    rows = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    column, step = header.index("attack/loss"), header.index("step")
-    logged = [int(r.split(",")[step]) for r in rows[1:] if r.split(",")[column]]
-    assert logged == list(range(12))
 
 
 def test_vectorized_attack_on_precode_draws_the_same_samples_as_one_by_one():

@@ -10,7 +10,7 @@ from gradinv.attacks.base import ServerView
 from gradinv.attacks.optimization import Optimization
 from gradinv.attacks.variables import LabelLogits
 from gradinv.errors import ConfigError
-from tests.test_speed import MNIST_LIKE, assert_same, attack_images, mlp, shared_updates
+from tests.attacks.helpers import MNIST_LIKE, assert_same, attack_images, mlp, shared_updates
 
 
 class LearnedLabels(GradientInversion):

@@ -1,4 +1,5 @@
-"""Sweeps: a bad cell fails alone with its sentence, folders are named by cell, resume finds them."""
+"""Sweeps: a bad cell fails alone with its sentence, folders are named by cell, resume finds them,
+and the joblib launcher runs cells in parallel."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import REPO
 
@@ -55,3 +58,17 @@ def test_wiig_alone_gets_the_masks_in_a_sweep_over_attacks(tmp_path):
         assert record["config"]["threat"]["masks"] is wiig
         assert record["config"]["client"]["share_masks"] is wiig
         assert record["knowledge"].get("masks_known", False) is wiig
+
+
+@pytest.mark.slow
+def test_joblib_sweep_runs_two_parallel_jobs(tmp_path):
+    command = [
+        sys.executable, "gradinv/main.py", "-m", "hydra/launcher=joblib_local",
+        "logger=none", "trainer.enable_progress_bar=false", "model.width=32",
+        "attack.iterations=2", "seed=0,1", f"hydra.sweep.dir={tmp_path}",
+    ]
+    done = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
+    assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
+    results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/results.json"))]
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    assert [r["choices"]["seed"] for r in results] == [0, 1]

@@ -19,7 +19,6 @@ from gradinv.defenses.base import NoDefense
 from gradinv.errors import ConfigError
 from gradinv.federated.client import FederatedClient
 from gradinv.federated.gradients import parameter_gradients
-from gradinv.metrics.masks import mask_agreement, mask_metrics
 from gradinv.models.mlp import MLP
 from gradinv.models.vit import ViT
 from tests.helpers import run_config
@@ -138,20 +137,6 @@ def test_mask_penalty_pulls_the_drop_rate_towards_p():
     }
     assert float(dia.penalty(images, variables)) == pytest.approx(1e-4 * 0.25)
     assert float(DropoutInversion(regularizers={}).penalty(images, variables)) == 0.0
-
-
-def test_mask_accuracy_binarizes_at_half_and_follows_the_image_matching():
-    truth = {"s.mask": torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])}
-    learned = {"s.mask": torch.tensor([[0.1, 0.2, 0.9], [0.6, 0.4, 0.5]])}
-    # Learned row 1 belongs to original 0 and row 0 to original 1: all 6 agree; unmatched, 4.
-    assert mask_agreement(truth, learned, [1, 0]) == {"s.mask": (6, 6)}
-    assert mask_agreement(truth, learned, [0, 1]) == {"s.mask": (4, 6)}
-    metrics, reason = mask_metrics([truth, truth], [learned, learned], [[1, 0], [0, 1]])
-    assert reason is None
-    assert metrics == {"mask_accuracy": 10 / 12, "mask_accuracy/s": 10 / 12}
-    assert mask_metrics([truth], [None], [[0, 1]]) == (
-        {"mask_accuracy": None}, "the attack learns no dropout masks"
-    )
 
 
 def test_masks_take_their_own_adam_step_when_mask_lr_is_set():

@@ -118,18 +118,11 @@ def test_inputs_that_are_not_there_name_their_field(tmp_path, monkeypatch, make,
     ],
 )
 def test_training_fields_are_checked(tmp_path, override, message):
-    from tests.test_defenses import compose_train
+    from tests.helpers import compose_train
     from gradinv.utility import train
 
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         train(compose_train([override], tmp_path))
-
-
-def test_an_interrupted_run_says_so():
-    from gradinv.tracking.results import describe_failure
-
-    assert describe_failure(KeyboardInterrupt()) == "interrupted (Ctrl-C or SIGINT) before it finished"
-    assert "interrupted: the process was asked to exit (status 1)" in describe_failure(SystemExit(1))
 
 
 @pytest.mark.parametrize(

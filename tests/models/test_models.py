@@ -196,4 +196,4 @@ def test_the_contract_refuses_a_broken_model_in_one_sentence(toy, message):
 
 
 def _toy(name: str) -> nn.Module:
-    return build_model({"_target_": f"tests.test_models.{name}"}, MNIST.spec, seed=0)
+    return build_model({"_target_": f"tests.models.test_models.{name}"}, MNIST.spec, seed=0)

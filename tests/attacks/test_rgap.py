@@ -95,7 +95,7 @@ def test_resnet_is_refused_at_its_batch_norm(tmp_path):
 def test_update_perturbing_defense_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="perturbs the update"):
         run_config(
-            ["attack=rgap", "model=fcn3", "defense._target_=tests.test_rgap.NoisyUpdate"], tmp_path
+            ["attack=rgap", "model=fcn3", "defense._target_=tests.attacks.test_rgap.NoisyUpdate"], tmp_path
         )
 
 
