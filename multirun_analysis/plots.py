@@ -54,7 +54,9 @@ def plot_against(summary: pd.DataFrame, metric: str, field: str, path: Path) -> 
             line = line.sort_values(field)
             label = attack if defense == "none" else f"{attack} / {defense}"
             ax.errorbar(line[field], line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3, label=label)
-        title = ", ".join(f"{k}={v:g}" if isinstance(v, float) else str(v) for k, v in zip(keys, panel_key))
+        title = ", ".join(
+            f"{k.split('.')[-1]}={v:g}" if isinstance(v, (int, float)) else str(v) for k, v in zip(keys, panel_key)
+        )
         _finish_panel(ax, title, field, metric)
     _save(figure, axes, len(panels), path)
     return True
