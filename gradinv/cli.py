@@ -1,13 +1,14 @@
-"""What the command-line entry points share: one config folder, and a configuration error is one
-sentence and exit 2."""
+"""What the command-line entry points share: one config folder, one Hydra main, and a
+configuration error is one sentence and exit 2."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
+import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -19,6 +20,20 @@ T = TypeVar("T")
 
 #: The Hydra config folder every entry point, benchmark and test composes from.
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def entry_point(
+    task: Callable[[DictConfig], T], config_name: str, objective: Callable[[T], float] | None = None
+) -> Callable[[], Any]:
+    """The Hydra main of an entry point: ``task`` on ``conf/<config_name>.yaml`` through
+    ``run_or_exit``; a sweeper optimizing the grid reads ``objective(outcome)``."""
+
+    @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
+    def main(cfg: DictConfig) -> float | None:
+        outcome = run_or_exit(task, cfg)
+        return None if outcome is None or objective is None else objective(outcome)
+
+    return main
 
 
 def run_or_exit(task: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:

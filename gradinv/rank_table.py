@@ -8,11 +8,10 @@ the rank of the combined system and the verdict (full | deficient).
 
 from __future__ import annotations
 
-import hydra
 from omegaconf import DictConfig
 
 from gradinv.attacks.rank import format_table
-from gradinv.cli import CONFIG_DIR, run_or_exit
+from gradinv.cli import entry_point
 from gradinv.attacks.rgap import invert
 from gradinv.attacks.rgap_chain import read_chain
 from gradinv.defenses.base import NoDefense
@@ -32,11 +31,12 @@ def rank_table(cfg: DictConfig) -> list[dict]:
     return table
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
-def main(cfg: DictConfig) -> None:
-    """Print the rank table; a configuration error is one sentence and exit status 2."""
-    print(format_table(run_or_exit(rank_table, cfg)))
+def print_rank_table(cfg: DictConfig) -> None:
+    """Print the rank table of ``cfg``."""
+    print(format_table(rank_table(cfg)))
 
+
+main = entry_point(print_rank_table, "config")
 
 if __name__ == "__main__":
     main()
