@@ -67,3 +67,12 @@ def test_labels_are_inferred_from_a_fedavg_update_as_from_the_mean_gradient():
     from_sgd = infer_labels(model, (3, 32, 32), sgd, "geng")
     assert torch.equal(infer_labels(model, (3, 32, 32), avg, "geng"), from_sgd)
     assert sorted(from_sgd.tolist()) == [1, 3, 3, 7]
+
+
+def test_wiig_against_fedavg_replays_the_masks_of_every_local_step(tmp_path):
+    outcome = run_config(
+        [*FEDAVG, "attack=wiig", "model.dropout=0.25", "client.local_steps=2", "attack.iterations=60"],
+        tmp_path,
+    )
+    assert outcome["knowledge"]["masks_known"] is True and outcome["knowledge"]["local_steps"] == 2
+    assert outcome["metrics"]["psnr"] > 35  # 39.7 dB measured
