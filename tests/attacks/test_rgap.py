@@ -10,7 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from gradinv.attacks.base import AttackRuntime, ServerView
+from gradinv.attacks.constraints import LayerSystem, layer_system
 from gradinv.attacks.rgap import RGAP
+from gradinv.attacks.rgap_chain import Step
 from gradinv.data.spec import DataSpec
 from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError
@@ -122,3 +124,34 @@ def test_rank_table_of_cnn6_matches_a_hand_count(tmp_path):
 def test_precode_bottleneck_is_refused_not_silently_skipped(tmp_path):
     with pytest.raises(ConfigError, match="cannot handle layer 'bottleneck.encoder' .*outside the features"):
         run_config(["attack=rgap", "model=fcn3", "defense=precode"], tmp_path)
+
+
+def test_layer_system_gram_is_the_normal_equations_of_the_dense_constraints():
+    """The per-tap Gram and right-hand side are M^T diag(known) M and M^T z of the dense layer."""
+    torch.manual_seed(0)
+    step = Step("conv", torch.randn(3, 2, 3, 3, dtype=torch.float64), None, (2, 2), (1, 1), (2, 5, 5), (3, 3, 3))
+    basis = torch.eye(step.unknowns, dtype=torch.float64).view(-1, *step.in_shape)
+    dense = step.forward(basis).flatten(1).T                         # (outputs, unknowns)
+    known = torch.rand(step.out_shape) > 0.4
+    z = torch.randn(step.out_shape, dtype=torch.float64)
+    no_gradient = torch.zeros(step.out_shape, dtype=torch.float64)  # leaves the forward block alone
+    system = layer_system(step, z, known, no_gradient, torch.zeros_like(step.weight))
+    rows = dense[known.flatten()]
+    scale = float(torch.linalg.matrix_norm(rows.T @ rows))
+    torch.testing.assert_close(system.gram, rows.T @ rows / scale)
+    torch.testing.assert_close(system.rhs, rows.T @ z.flatten()[known.flatten()] / scale)
+    assert system.forward_constraints == int(known.sum())
+
+
+@pytest.mark.parametrize("rank", [40, 31])
+def test_solve_finds_the_rank_and_the_least_squares_input_either_way(rank):
+    """A full-rank system takes plain Cholesky, a deficient one pivoted Cholesky: both give the
+    rank pstrf would and a solution of the normal equations."""
+    torch.manual_seed(1)
+    factor = torch.randn(40, rank, dtype=torch.float64)
+    gram = factor @ factor.T
+    truth = factor @ torch.randn(rank, dtype=torch.float64)  # in the Gram's range
+    rhs = gram @ truth
+    solution, found = LayerSystem(gram.clone(), rhs.clone(), 0, 0).solve()
+    assert found == rank
+    assert torch.allclose(gram @ solution, rhs, atol=1e-6 * float(rhs.abs().max()))
