@@ -31,6 +31,8 @@ from gradinv.errors import instantiate
 from gradinv.federated.client import FederatedClient
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.models.build import build_model
+from gradinv.models.dropout import active_sites, mask_key
+from gradinv.models.stochastic import randomness_shapes
 
 COUNTS = (1, 8, 32)
 
@@ -75,21 +77,36 @@ def attack_seconds(cell: dict[str, Any], victims: int, vectorize: bool, iteratio
 
 
 def plain_loop_seconds(cell: dict[str, Any], iterations: int) -> float:
-    """Seconds per iteration of one IG attack as a bare torch loop: the framework's floor."""
+    """Seconds per iteration of one attack as a bare torch loop: the framework's floor. IG's
+    math, plus for ``attack=dia`` one learned mask per active dropout site (DIA's)."""
     server, (update,) = _setting(_config(cell, "dataset.batch_size=1"), cell["device"])
     model = server.model.eval()
-    lo, hi = server.spec.pixel_bounds(torch.empty(0, device=cell["device"]))
-    images = torch.randn(1, *server.spec.shape, device=cell["device"], requires_grad=True)
-    optimizer = torch.optim.Adam([images], lr=0.1)
+    device = cell["device"]
+    lo, hi = server.spec.pixel_bounds(torch.empty(0, device=device))
+    images = torch.randn(1, *server.spec.shape, device=device, requires_grad=True)
+    sites = active_sites(model) if cell["attack"] == "dia" else {}
+    shapes = randomness_shapes(model, (1, *server.spec.shape), sites) if sites else {}
+    rates = {mask_key(name): site.p for name, site in sites.items()}
+    masks = {
+        key: torch.bernoulli(torch.full(shapes[key], 1 - p, device=device)).requires_grad_()
+        for key, p in rates.items()
+    }
+    learned = [images, *masks.values()]
+    optimizer = torch.optim.Adam(learned, lr=0.1)
     started = time.perf_counter()
     for _ in range(iterations):
-        grads = parameter_gradients(model, images, update.labels, create_graph=True)
+        grads = parameter_gradients(model, images, update.labels, buffers=masks, create_graph=True)
         loss = cosine_distance(grads, update.gradients) + 0.1 * total_variation(images)
-        images.grad, = torch.autograd.grad(loss, [images])
+        for key, mask in masks.items():
+            loss = loss + 1e-4 * (1 - mask.mean() - rates[key]).abs()
+        for tensor, grad in zip(learned, torch.autograd.grad(loss, learned)):
+            tensor.grad = grad
         images.grad.sign_()
         optimizer.step()
         with torch.no_grad():
             images.copy_(torch.maximum(torch.minimum(images, hi), lo))
+            for mask in masks.values():
+                mask.clamp_(0, 1)
         float(loss)
     return (time.perf_counter() - started) / iterations
 
