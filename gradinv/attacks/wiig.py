@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 
-from gradinv.attacks.base import ServerView
 from gradinv.attacks.gradient_inversion import GradientInversion, Problem, Tensors, Variables
 from gradinv.errors import ConfigError
 
