@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from gradinv.attacks.gradient_inversion import GradientInversion, Problem, Tensors, Variables
 from gradinv.errors import ConfigError
 
