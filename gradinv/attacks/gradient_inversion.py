@@ -258,6 +258,7 @@ class InversionModule(L.LightningModule):
         self.labels: list[torch.Tensor | None] = []
         self.batching: str | None = None
         self.layers: dict[str, nn.Linear] | None = None
+        self.vmap_chunk: int | None = None  # problems per vmap (``VMAP_ELEMENTS``)
         self.pending_losses: list[tuple[int, float]] = []
         self.last_loss: float | None = None  # the latest step's mean loss over live problems
 
@@ -315,9 +316,9 @@ class InversionModule(L.LightningModule):
         """How to compute all problems' distances at once, exactly as the loop would, if at all.
 
         'products': linear layers only, through gradient inner products (fastest, any count);
-        'vmap': one ``torch.func.vmap`` over two or more problems, unless their stacked
-        gradients would exceed ``VMAP_ELEMENTS`` (then the loop is faster on every device seen);
-        None: the loop over problems.
+        'vmap': ``torch.func.vmap`` over two or more problems, in chunks whose stacked
+        gradients stay within ``VMAP_ELEMENTS`` (one huge vmap is slower than the loop on every
+        device seen); None: the loop over problems.
         """
         layouts = {
             (
@@ -336,11 +337,12 @@ class InversionModule(L.LightningModule):
             self.layers = linear_layers(self.model, self.names[0], self.attack.objective)
             if self.layers is not None:
                 return "products"
-            stacked = len(self.problems) * sum(t.numel() for t in self.targets[0].values())
+            entries = sum(t.numel() for t in self.targets[0].values())
+            self.vmap_chunk = VMAP_ELEMENTS // entries
             if len(self.problems) < 2:
                 return None
-            if stacked > VMAP_ELEMENTS:
-                blocker = f"{stacked} stacked gradient entries exceed {VMAP_ELEMENTS}"
+            if self.vmap_chunk < 2:
+                blocker = f"two problems' {2 * entries} gradient entries exceed {VMAP_ELEMENTS}"
         if blocker is not None:
             log.info("attack.vectorize: stepping problems one by one (%s).", blocker)
             return None
@@ -388,7 +390,7 @@ class InversionModule(L.LightningModule):
                 self.attack.objective,
             )
         else:
-            distances = batched_distances(self.model, *stacked, self.distance)
+            distances = batched_distances(self.model, *stacked, self.distance, self.vmap_chunk)
         priors = [self.attack.penalty(x, self.learned[i]) for x, i in zip(images, live)]
         return distances + torch.stack(priors)
 

@@ -29,11 +29,24 @@ def batched_distances(
     buffers: Tensors,
     targets: Tensors,
     distance: Distance,
+    chunk: int | None = None,
 ) -> torch.Tensor:
     """Gradient distance per problem; every argument is stacked along a leading problem dim.
 
     ``targets`` names the matched parameters; the others stay fixed at the model's values.
+    ``chunk`` problems at most share one ``vmap`` (its stacked activations and gradients then
+    stay within memory and caches); the chunks' results are concatenated.
     """
+    count = images.shape[0]
+    if chunk is not None and chunk < count:
+        rows = [slice(start, start + chunk) for start in range(0, count, chunk)]
+        return torch.cat([
+            batched_distances(
+                model, images[r], labels[r], {k: v[r] for k, v in buffers.items()},
+                {k: v[r] for k, v in targets.items()}, distance,
+            )
+            for r in rows
+        ])
     fixed = {k: v.detach() for k, v in model.named_parameters()}
     matched = {k: fixed[k] for k in targets}
 

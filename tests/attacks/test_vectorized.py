@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from gradinv.attacks.base import ServerView
+from gradinv.attacks import gradient_inversion
 from gradinv.attacks.gradient_inversion import GradientInversion, InversionModule
 from gradinv.attacks.variables import DropoutMask
 from gradinv.data.spec import DataSpec
+from gradinv.models.cnn import CNN
 from gradinv.models.dropout import active_sites, mask_key
 from gradinv.models.resnet import ResNet18
 from tests.attacks.helpers import MNIST_LIKE, assert_same, attack_images, mlp, shared_updates
@@ -114,3 +116,23 @@ def test_vectorized_attack_on_precode_draws_the_same_samples_as_one_by_one():
     batched = attack_images(ig(vectorize=True), model(), MNIST_LIKE, victims=2)
     assert_same(loop, batched)
     assert loop[0].gradient_loss > 1e-4  # fresh samples: the distance does not vanish
+
+
+def test_vmap_in_chunks_equals_one_by_one(monkeypatch):
+    """Problems whose stacked gradients exceed VMAP_ELEMENTS share a vmap in chunks (2 + 1 here)."""
+    def cnn():
+        torch.manual_seed(0)
+        return CNN(CIFAR_LIKE.shape, 10, channels=[4, 8], hidden=16)
+
+    entries = sum(p.numel() for p in cnn().parameters())
+    monkeypatch.setattr(gradient_inversion, "VMAP_ELEMENTS", 2 * entries)
+    attack = dict(iterations=3, restarts=1, signed=False)
+    loop = attack_images(GradientInversion(vectorize=False, **attack), cnn(), CIFAR_LIKE, 3)
+    batched = attack_images(GradientInversion(vectorize=True, **attack), cnn(), CIFAR_LIKE, 3)
+    assert_same(loop, batched)
+    server = ServerView.of(cnn(), CIFAR_LIKE)
+    updates = shared_updates(cnn(), CIFAR_LIKE, victims=3)
+    probe = GradientInversion()
+    module = InversionModule(probe, server, [probe.problem(server, v, 0, u, v) for v, u in enumerate(updates)])
+    module.on_fit_start()
+    assert (module.batching, module.vmap_chunk) == ("vmap", 2)
