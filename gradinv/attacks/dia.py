@@ -18,9 +18,8 @@ from gradinv.attacks.base import ServerView
 from gradinv.attacks.gradient_inversion import GradientInversion, Problem, Variables
 from gradinv.attacks.variables import DropoutMask
 from gradinv.errors import ConfigError
-from gradinv.federated.local_update import local_input_shape, stepped, unstepped
-from gradinv.models.dropout import active_sites, mask_key
-from gradinv.models.stochastic import randomness_shapes
+from gradinv.federated.local_update import round_randomness
+from gradinv.models.dropout import active_sites
 
 
 class DropoutInversion(GradientInversion):
@@ -42,15 +41,9 @@ class DropoutInversion(GradientInversion):
         self, problem: Problem, server: ServerView, generator: torch.Generator
     ) -> Variables:
         """A Bernoulli(1 - p) draw (or 1 - p everywhere) per active site, shaped like its activation."""
-        sites = active_sites(server.model)
-        if not sites:
-            return {}
-        update = problem.update
-        shapes = randomness_shapes(server.model, local_input_shape(update, server.spec.shape), sites)
-        by_key = {mask_key(name): site for name, site in sites.items()}
+        draws = round_randomness(server.model, problem.update, server.spec.shape, active_sites(server.model))
         variables = {}
-        for key, shape in stepped(shapes, update.local).items():
-            site = by_key[unstepped(key)]
+        for key, (site, shape) in draws.items():
             if self.mask_init == "keep_rate":
                 start = torch.full(shape, 1 - site.p)
             else:

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from gradinv.errors import ConfigError
-from gradinv.federated.local_update import local_input_shape, stepped, unstepped
+from gradinv.federated.local_update import round_randomness
 from gradinv.federated.update import SharedUpdate
-from gradinv.models.stochastic import StochasticLayer, randomness_key, randomness_shapes, stochastic_layers
+from gradinv.models.stochastic import stochastic_layers
 
 Tensors = dict[str, torch.Tensor]
 
@@ -27,11 +27,7 @@ class LayerSamples:
         self, model: nn.Module, update: SharedUpdate, sample_shape: tuple[int, ...], seed: int, known: bool
     ) -> None:
         layers = {n: m for n, m in stochastic_layers(model).items() if m.samples_in_eval}
-        shapes = randomness_shapes(model, local_input_shape(update, sample_shape), layers) if layers else {}
-        by_key = {randomness_key(n, m): m for n, m in layers.items()}
-        self.layers: dict[str, tuple[StochasticLayer, torch.Size]] = {
-            key: (by_key[unstepped(key)], shape) for key, shape in stepped(shapes, update.local).items()
-        }
+        self.layers = round_randomness(model, update, sample_shape, layers)
         granted = update.samples
         if known and self.layers and granted is None:
             raise ConfigError(

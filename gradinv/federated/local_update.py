@@ -19,7 +19,12 @@ from torch.func import functional_call
 
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import training_loss
-from gradinv.models.stochastic import recording_randomness
+from gradinv.models.stochastic import (
+    StochasticLayer,
+    randomness_key,
+    randomness_shapes,
+    recording_randomness,
+)
 
 if TYPE_CHECKING:
     from gradinv.federated.update import SharedUpdate
@@ -96,6 +101,18 @@ def stepped(shapes: dict[str, torch.Size], training: LocalTraining | None) -> di
     if training is None:
         return shapes
     return {step_key(t, k): s for t in range(training.steps) for k, s in shapes.items()}
+
+
+def round_randomness(
+    model: nn.Module, update: SharedUpdate, sample_shape: tuple[int, ...], layers: dict[str, StochasticLayer]
+) -> dict[str, tuple[StochasticLayer, torch.Size]]:
+    """The draws one round of the client makes in ``layers``: per buffer key (step-prefixed under
+    FedAvg, one per local step) the layer that draws it and its shape."""
+    if not layers:
+        return {}
+    shapes = randomness_shapes(model, local_input_shape(update, sample_shape), layers)
+    by_key = {randomness_key(name, layer): layer for name, layer in layers.items()}
+    return {key: (by_key[unstepped(key)], shape) for key, shape in stepped(shapes, update.local).items()}
 
 
 def step_buffers(buffers: Tensors, step: int) -> Tensors:
