@@ -57,6 +57,23 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
+class ClassTokenAndPositions(nn.Module):
+    """Prepends the learned class token and adds the learned positions, both drawn from ``randn``.
+
+    Its own module (not the ViT's) so that it owns its parameters without submodules, as
+    folding problems into one batch requires (``gradinv.attacks.folded``).
+    """
+
+    def __init__(self, patches: int, dim: int) -> None:
+        super().__init__()
+        self.pos_embed = nn.Parameter(torch.randn(1, patches + 1, dim))
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
+        return torch.cat([cls, tokens], dim=1) + self.pos_embed
+
+
 class ViT(nn.Module):
     """Patch embedding, class token, learned positions, ``depth`` blocks, head on the class token."""
 
@@ -82,15 +99,12 @@ class ViT(nn.Module):
             Rearrange("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch_size, p2=patch_size),
             nn.Linear(channels * patch_size * patch_size, dim),
         )
-        self.pos_embed = nn.Parameter(torch.randn(1, (size // patch_size) ** 2 + 1, dim))
-        self.cls_token = nn.Parameter(torch.randn(1, 1, dim))
+        self.tokens = ClassTokenAndPositions((size // patch_size) ** 2, dim)
         self.embed_drop = MaskedDropout(dropout)
         self.blocks = nn.Sequential(*(Block(dim, heads, mlp_dim, dropout) for _ in range(depth)))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.patch_embed(x)
-        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
-        tokens = self.embed_drop(torch.cat([cls, tokens], dim=1) + self.pos_embed)
+        tokens = self.embed_drop(self.tokens(self.patch_embed(x)))
         return self.head(self.norm(self.blocks(tokens))[:, 0])
