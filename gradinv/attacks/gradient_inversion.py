@@ -4,7 +4,8 @@ An attack run is a set of independent *problems*, one per victim and random rest
 problem owns its candidate images, its learned variables (e.g. DIA's masks), the draws of its
 sampling layers, its optimizer, schedule, best iterate and early stopping; ``vectorize``
 decides whether the problems are stepped together in one Lightning fit, their gradient
-distances computed by one ``vmap``, or one fit after another, with identical results.
+distances computed at once (folded into one batch, or by ``vmap``), or one fit after another,
+with identical results.
 
 The contract between the loop (``InversionModule``) and an attack is narrow: the loop reads
 the attack's ``optimization`` settings and ``objective`` name, and calls four hooks:
@@ -30,13 +31,19 @@ from torch.utils.data import DataLoader
 from gradinv.attacks.base import Attack, AttackRuntime, Reconstruction, ServerView
 from gradinv.attacks.ignore import as_patterns, kept_names
 from gradinv.attacks.labels import attack_labels, check_label_inference
-from gradinv.attacks.linear_products import linear_distances, linear_layers, squared_norms
+from gradinv.attacks.folded import (
+    folded_distances,
+    folded_owners,
+    folding_blocker,
+    formed_entries,
+    squared_norms,
+)
 from gradinv.attacks.objectives import OBJECTIVES
 from gradinv.attacks.optimization import Optimization
 from gradinv.attacks.regularizers import Regularizer, TotalVariation
 from gradinv.attacks.sampling import LayerSamples
 from gradinv.attacks.variables import Variable, dropout_masks, learned_labels
-from gradinv.attacks.vectorized import batched_distances
+from gradinv.attacks.vectorized import batched_distances, in_chunks, input_statistics
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.federated.local_update import local_update
@@ -212,6 +219,11 @@ class GradientInversion(Attack):
         return Problem(victim, update, self.problem_labels(server, update), problem_seed, samples)
 
 
+def _chunk(entries: int) -> int | None:
+    """Problems per batched call so that their formed gradients stay within ``VMAP_ELEMENTS``."""
+    return max(1, VMAP_ELEMENTS // entries) if entries else None
+
+
 def _problem_seed(seed: int, victim: int, restart: int) -> int:
     """A seed per problem, so that vectorized and one-by-one runs start from the same point."""
     return (seed * 1_000_003 + victim * 10_007 + restart) % (2**63 - 1)
@@ -257,8 +269,8 @@ class InversionModule(L.LightningModule):
         self.targets: list[Tensors] = []
         self.labels: list[torch.Tensor | None] = []
         self.batching: str | None = None
-        self.layers: dict[str, nn.Linear] | None = None
-        self.vmap_chunk: int | None = None  # problems per vmap (``VMAP_ELEMENTS``)
+        self.owners: dict[str, nn.Module] | None = None
+        self.chunk: int | None = None  # problems per batched call (``VMAP_ELEMENTS``)
         self.pending_losses: list[tuple[int, float]] = []
         self.last_loss: float | None = None  # the latest step's mean loss over live problems
 
@@ -315,10 +327,13 @@ class InversionModule(L.LightningModule):
     def _batching(self) -> str | None:
         """How to compute all problems' distances at once, exactly as the loop would, if at all.
 
-        'products': linear layers only, through gradient inner products (fastest, any count);
-        'vmap': ``torch.func.vmap`` over two or more problems, in chunks whose stacked
-        gradients stay within ``VMAP_ELEMENTS`` (one huge vmap is slower than the loop on every
-        device seen); None: the loop over problems.
+        'folded': the problems as one batch through the model, each problem's distance from
+        its own rows at the modules owning the matched parameters (``gradinv.attacks.folded``;
+        fastest, any count); 'vmap': ``torch.func.vmap`` over two or more problems where
+        folding does not apply (an auxiliary loss) and no layer normalizes by its input's
+        statistics; None: the loop over problems. Both batched paths run in chunks of
+        ``self.chunk`` problems whose formed gradients stay within ``VMAP_ELEMENTS`` (one huge
+        batch is slower than the loop on every device seen).
         """
         layouts = {
             (
@@ -334,19 +349,31 @@ class InversionModule(L.LightningModule):
         if any(p.update.local is not None for p in self.problems):
             blocker = "FedAvg's local steps are simulated problem by problem"
         if blocker is None:
-            self.layers = linear_layers(self.model, self.names[0], self.attack.objective)
-            if self.layers is not None:
-                return "products"
-            entries = sum(t.numel() for t in self.targets[0].values())
-            self.vmap_chunk = VMAP_ELEMENTS // entries
+            self.owners = folded_owners(self.model, self.names[0], self.attack.objective)
+            if self.owners is not None:
+                unfoldable = self._folding_blocker()
+                if unfoldable is None:
+                    self.chunk = _chunk(formed_entries(self.owners, self.targets[0]))
+                    return "folded"
+                log.info("attack.vectorize: not folding problems into one batch (%s).", unfoldable)
+            self.chunk = _chunk(sum(t.numel() for t in self.targets[0].values()))
+            statistics = input_statistics(self.model)
             if len(self.problems) < 2:
                 return None
-            if self.vmap_chunk < 2:
-                blocker = f"two problems' {2 * entries} gradient entries exceed {VMAP_ELEMENTS}"
+            if statistics is not None:
+                blocker = f"torch.func's second derivative through {statistics} would be wrong"
+            elif self.chunk < 2:
+                blocker = f"two problems' gradient entries exceed {VMAP_ELEMENTS}"
         if blocker is not None:
             log.info("attack.vectorize: stepping problems one by one (%s).", blocker)
             return None
         return "vmap"
+
+    def _folding_blocker(self) -> str | None:
+        """Why the first problem's forward pass cannot be folded (``folding_blocker``), if so."""
+        buffers = {k: v[None] for k, v in self.forward_buffers(0).items()}
+        self.problems[0].samples.start(self.device)  # the probe's draws are not the attack's
+        return folding_blocker(self.model, self.owners, self.candidates[0]["images"][None], buffers)
 
     def forward_labels(self, i: int) -> torch.Tensor:
         """Problem ``i``'s labels for the training loss: fixed, or the softmax of learned logits."""
@@ -384,15 +411,21 @@ class InversionModule(L.LightningModule):
             {k: torch.stack([b[k] for b in buffers]) for k in buffers[0]},
             {k: self._rows(t, live) for k, t in self.stacked_targets.items()},
         )
-        if self.batching == "products":
-            distances = linear_distances(
-                self.model, self.layers, *stacked, self._rows(self.target_norms, live),
-                self.attack.objective,
-            )
+        if self.batching == "folded":
+            norms = self._rows(self.target_norms, live)
+            distances = in_chunks(self._folded, self.chunk, *stacked, norms)
         else:
-            distances = batched_distances(self.model, *stacked, self.distance, self.vmap_chunk)
+            distances = in_chunks(self._vmapped, self.chunk, *stacked)
         priors = [self.attack.penalty(x, self.learned[i]) for x, i in zip(images, live)]
         return distances + torch.stack(priors)
+
+    def _folded(self, images, labels, buffers, targets, norms) -> torch.Tensor:
+        return folded_distances(
+            self.model, self.owners, images, labels, buffers, targets, norms, self.attack.objective
+        )
+
+    def _vmapped(self, images, labels, buffers, targets) -> torch.Tensor:
+        return batched_distances(self.model, images, labels, buffers, targets, self.distance)
 
     def _stacked_labels(self, live: list[int]) -> torch.Tensor:
         """The live problems' forward labels, stacked (computed anew when they are learned)."""

@@ -1,5 +1,6 @@
-"""Vectorized attacks equal one-by-one attacks, and each set of problems takes the batched path
-it can (vmap, or inner products over linear layers)."""
+"""Vectorized attacks equal one-by-one attacks end to end, and each set of problems takes the
+batched path it can (folded into one batch, vmap, or the loop); ``test_batched_paths`` checks
+each path's distances and gradients for every configured model."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 
 from gradinv.attacks.base import ServerView
 from gradinv.attacks import gradient_inversion
+from gradinv.attacks.folded import formed_entries
 from gradinv.attacks.gradient_inversion import GradientInversion, InversionModule
 from gradinv.attacks.variables import DropoutMask
 from gradinv.data.spec import DataSpec
@@ -59,9 +61,10 @@ def test_vectorized_learned_masks_equal_one_by_one_with_early_stopping():
     assert any(rec.iterations < 16 for rec in batched)
 
 
-@pytest.mark.parametrize("client_mode", ["train", "eval"])
-def test_vectorized_resnet_with_batch_norm_equals_one_by_one(client_mode, caplog):
-    """Batch statistics (client in train mode) or running ones (eval): vmap matches the loop."""
+@pytest.mark.parametrize(("client_mode", "path"), [("train", "the loop"), ("eval", "vmap")])
+def test_vectorized_resnet_with_batch_norm_equals_one_by_one(client_mode, path, caplog):
+    """Batch statistics (client in train mode: the loop) or running ones (eval: vmap, as
+    torchvision's in-place ReLU rules out folding) match one fit per problem."""
     def resnet():
         torch.manual_seed(0)
         return ResNet18(CIFAR_LIKE.shape, 10)
@@ -70,12 +73,13 @@ def test_vectorized_resnet_with_batch_norm_equals_one_by_one(client_mode, caplog
     loop = attack_images(GradientInversion(vectorize=False, **attack), resnet(), CIFAR_LIKE, 2, client_mode)
     with caplog.at_level("INFO"):
         batched = attack_images(GradientInversion(vectorize=True, **attack), resnet(), CIFAR_LIKE, 2, client_mode)
-    assert "one by one" not in caplog.text  # two ResNet-18 problems fit the vmap path
+    assert ("stepping problems one by one" in caplog.text) == (path == "the loop")
     assert_same(loop, batched)
 
 
-def test_batch_statistics_keep_problems_apart_so_products_do_not_apply():
-    """A client in train mode normalizes per batch: problems may not share one forward batch."""
+def test_batch_statistics_keep_problems_apart_so_they_are_not_batched():
+    """A client in train mode normalizes per batch: problems may not share one forward batch,
+    and torch.func would differentiate the batch statistics wrongly, so they take the loop."""
     torch.manual_seed(0)
     net = torch.nn.Sequential(
         torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 10)
@@ -86,10 +90,10 @@ def test_batch_statistics_keep_problems_apart_so_products_do_not_apply():
     problems = [attack.problem(server, v, 0, u, v) for v, u in enumerate(updates)]
     module = InversionModule(attack, server, problems)
     module.on_fit_start()
-    assert module.batching == "vmap"
+    assert module.batching is None
     module = InversionModule(attack, ServerView.of(net, MNIST_LIKE, batch_statistics=False), problems)
     module.on_fit_start()
-    assert module.batching == "products"
+    assert module.batching == "folded"
 
 
 def test_learned_masks_stay_vectorized():
@@ -100,7 +104,7 @@ def test_learned_masks_stay_vectorized():
     problems = [attack.problem(server, v, 0, u, v) for v, u in enumerate(updates)]
     module = InversionModule(attack, server, problems)
     module.on_fit_start()
-    assert module.batching == "products"
+    assert module.batching == "folded"
 
 
 def test_vectorized_attack_on_precode_draws_the_same_samples_as_one_by_one():
@@ -118,21 +122,36 @@ def test_vectorized_attack_on_precode_draws_the_same_samples_as_one_by_one():
     assert loop[0].gradient_loss > 1e-4  # fresh samples: the distance does not vanish
 
 
-def test_vmap_in_chunks_equals_one_by_one(monkeypatch):
-    """Problems whose stacked gradients exceed VMAP_ELEMENTS share a vmap in chunks (2 + 1 here)."""
-    def cnn():
-        torch.manual_seed(0)
-        return CNN(CIFAR_LIKE.shape, 10, channels=[4, 8], hidden=16)
+def _small_cnn():
+    torch.manual_seed(0)
+    return CNN(CIFAR_LIKE.shape, 10, channels=[4, 8], hidden=16)
 
-    entries = sum(p.numel() for p in cnn().parameters())
-    monkeypatch.setattr(gradient_inversion, "VMAP_ELEMENTS", 2 * entries)
-    attack = dict(iterations=3, restarts=1, signed=False)
-    loop = attack_images(GradientInversion(vectorize=False, **attack), cnn(), CIFAR_LIKE, 3)
-    batched = attack_images(GradientInversion(vectorize=True, **attack), cnn(), CIFAR_LIKE, 3)
-    assert_same(loop, batched)
-    server = ServerView.of(cnn(), CIFAR_LIKE)
-    updates = shared_updates(cnn(), CIFAR_LIKE, victims=3)
+
+def _precode_cnn():
+    from gradinv.defenses.precode import Precode
+
+    torch.manual_seed(0)
+    return Precode(latent=4).prepare_model(CNN(CIFAR_LIKE.shape, 10, channels=[4, 8], hidden=16))
+
+
+@pytest.mark.parametrize(("model", "path"), [(_small_cnn, "folded"), (_precode_cnn, "vmap")])
+def test_batched_paths_in_chunks_equal_one_by_one(model, path, monkeypatch):
+    """Problems whose formed gradients exceed VMAP_ELEMENTS share a batched call in chunks
+    (2 + 1 here): folded (convolutions' gradients are formed, linear layers' are not) or vmap."""
+    server = ServerView.of(model(), CIFAR_LIKE)
+    updates = shared_updates(model(), CIFAR_LIKE, victims=3)
     probe = GradientInversion()
     module = InversionModule(probe, server, [probe.problem(server, v, 0, u, v) for v, u in enumerate(updates)])
+    monkeypatch.setattr(gradient_inversion, "VMAP_ELEMENTS", 10**9)
     module.on_fit_start()
-    assert (module.batching, module.vmap_chunk) == ("vmap", 2)
+    assert module.batching == path
+    formed = {"folded": formed_entries(module.owners, module.targets[0]) if path == "folded" else 0,
+              "vmap": sum(t.numel() for t in module.targets[0].values())}[path]
+    monkeypatch.setattr(gradient_inversion, "VMAP_ELEMENTS", 2 * formed)
+    attack = dict(iterations=3, restarts=1, signed=False)
+    loop = attack_images(GradientInversion(vectorize=False, **attack), model(), CIFAR_LIKE, 3)
+    batched = attack_images(GradientInversion(vectorize=True, **attack), model(), CIFAR_LIKE, 3)
+    assert_same(loop, batched)
+    module = InversionModule(probe, server, [probe.problem(server, v, 0, u, v) for v, u in enumerate(updates)])
+    module.on_fit_start()
+    assert (module.batching, module.chunk) == (path, 2)

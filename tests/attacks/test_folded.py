@@ -1,0 +1,95 @@
+"""Folding problems into one batch gives each problem's exact gradient distance, and is refused
+where it could not (``gradinv.attacks.folded``); every configured model: ``test_batched_paths``."""
+
+import pytest
+import torch
+from torch import nn
+
+from gradinv.attacks.folded import folded_distances, folded_owners, folding_blocker, squared_norms
+from gradinv.attacks.objectives import OBJECTIVES
+from gradinv.federated.gradients import parameter_gradients
+
+
+class Tokens(nn.Module):
+    """Token rows (as in a ViT): a convolution, linear layers with and without bias, a layer
+    norm, a learned position table owned by a leaf module, and a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 4, 3, padding=1)
+        self.embed = nn.Linear(6, 8)
+        self.positions = Positions()
+        self.norm = nn.LayerNorm(8)
+        self.mix = nn.Linear(8, 8, bias=False)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        rows = self.conv(x.view(x.shape[0], 1, 24)).view(x.shape[0], 16, 6)
+        tokens = torch.tanh(self.positions(self.embed(rows)))
+        return self.head(torch.nn.functional.gelu(self.mix(self.norm(tokens))).mean(dim=1))
+
+
+class Positions(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(16, 8))
+
+    def forward(self, x):
+        return x + self.table
+
+
+@pytest.mark.parametrize("objective", ["cosine", "l2"])
+def test_folded_distances_equal_explicit_gradients_for_every_problem(objective):
+    torch.manual_seed(0)
+    model = Tokens().double()
+    names = [n for n, _ in model.named_parameters() if n != "embed.bias"]
+    owners = folded_owners(model, names, objective)
+    assert set(owners) == {"conv", "embed", "positions", "norm", "mix", "head"}
+    images = torch.randn(3, 2, 24, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 3, (3, 2))
+    targets = {n: torch.randn(3, *p.shape, dtype=torch.float64) for n, p in model.named_parameters() if n in names}
+    assert folding_blocker(model, owners, images.detach(), {}) is None
+    fast = folded_distances(model, owners, images, labels, {}, targets, squared_norms(targets), objective)
+    slow = torch.stack([
+        OBJECTIVES[objective](
+            parameter_gradients(model, images[i], labels[i], names, create_graph=True),
+            {n: t[i] for n, t in targets.items()},
+        )
+        for i in range(3)
+    ])
+    torch.testing.assert_close(fast, slow)
+    fast_grad, = torch.autograd.grad(fast.sum(), images)
+    slow_grad, = torch.autograd.grad(slow.sum(), images)
+    torch.testing.assert_close(fast_grad, slow_grad, rtol=1e-10, atol=1e-12)
+
+
+def test_folding_is_refused_where_a_problem_gradient_is_not_its_rows():
+    class Owner(nn.Module):  # owns a parameter and has a submodule: no rule, no leaf
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+            self.inner = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.inner(x) * self.scale
+
+    model = Owner()
+    assert folded_owners(model, ["inner.weight"], "cosine") == {"inner": model.inner}
+    assert folded_owners(model, ["scale"], "cosine") is None
+    grouped = nn.Sequential(nn.Conv2d(2, 2, 1), nn.GroupNorm(1, 2), nn.Flatten(), nn.Linear(2, 2))
+    assert folded_owners(grouped, ["1.weight"], "cosine") is None  # no rule for group norm
+    batch = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)).train()
+    assert folded_owners(batch, ["0.weight"], "cosine") is None  # samples interact
+
+
+def test_folding_is_refused_when_a_later_layer_overwrites_an_owner_output():
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(inplace=True), nn.Linear(4, 2))
+    owners = folded_owners(model, ["0.weight", "2.weight"], "cosine")
+    assert folding_blocker(model, owners, torch.randn(1, 2, 4), {}) == (
+        "a later layer modifies the input or output of 0 in place"
+    )
+    shared = nn.Linear(4, 4)
+    twice = nn.Sequential(shared, nn.Tanh(), shared)
+    assert folding_blocker(twice, {"0": shared}, torch.randn(1, 2, 4), {}) == (
+        "0 ran 2 times in one forward pass, not once"
+    )
