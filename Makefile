@@ -24,8 +24,8 @@ run: $(STAMP) ## Run the default experiment (IG on the MNIST MLP, offline); extr
 test: $(STAMP) ## Run the test suite
 	$(PYTHON) -m pytest $(ARGS)
 
-bench: $(STAMP) ## Time attacks (1 vs 8 vs 32 vectorized, one by one, plain-loop floor); writes bench.json
-	$(PYTHON) -m gradinv.bench $(ARGS)
+bench: $(STAMP) ## Time attacks (1 vs 8 vs 32 vectorized, one by one, plain-loop floor; medians of 3), the DIA authors' ViT cell included; writes bench.json
+	$(PYTHON) -m gradinv.bench --repeats 3 $(ARGS)
 
 table-labels: $(STAMP) ## Label inference accuracy per method: shipped MNIST, CIFAR-10 x MLP, CNN x batch 1, 4, 8
 	$(PYTHON) -m gradinv.label_table $(ARGS)

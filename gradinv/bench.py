@@ -1,9 +1,10 @@
 """``python -m gradinv.bench``: how fast attacks run, one by one, vectorized, and against a plain loop.
 
-Per architecture x dataset it reports seconds per iteration of one attack through the full
-framework (Trainer, progress bar, CSV logging), attack-iterations per second for 1, 8 and 32
-attacks run vectorized and for 32 run one by one, and the floor: a plain torch loop doing one
-attack's math. A benchmark, not a test: numbers depend on the machine and its load.
+Per cell (architecture x dataset x attack) it reports seconds per iteration of one attack
+through the full framework (Trainer, progress bar, CSV logging), attack-iterations per second
+for 1, 8 and 32 attacks run vectorized and for 32 run one by one, and the floor: a plain torch
+loop doing one attack's math; with ``--repeats`` each column is the median of several runs. A
+benchmark, not a test: numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +37,8 @@ from gradinv.models.dropout import active_sites, mask_key
 from gradinv.models.stochastic import randomness_shapes
 
 COUNTS = (1, 8, 32)
+#: The grid's architectures, and the DIA authors' own ViT cell (their setting, from gradinv alone).
+DEFAULT_CELLS = "mlp:mnist:40,cnn:cifar10:20,vit:cifar10:20:dia,resnet18:cifar10:2"
 
 
 def _config(cell: dict[str, Any], *overrides: str) -> DictConfig:
@@ -111,12 +115,9 @@ def plain_loop_seconds(cell: dict[str, Any], iterations: int) -> float:
     return (time.perf_counter() - started) / iterations
 
 
-def bench_cell(cell: dict[str, Any], iterations: int) -> dict[str, Any]:
-    """One table row; every count runs ``iterations`` steps (a warm-up attack runs first)."""
-    attack_seconds(cell, 1, True, 2)
-    row = {k: str(v) if k == "device" else v for k, v in cell.items()}
-    row["iterations"] = iterations
-    row["plain_loop_s_per_it"] = plain_loop_seconds(cell, iterations)
+def measure_cell(cell: dict[str, Any], iterations: int) -> dict[str, float]:
+    """One measurement of a row's columns; every count runs ``iterations`` steps."""
+    row = {"plain_loop_s_per_it": plain_loop_seconds(cell, iterations)}
     # Per-iteration cost without the fixed set-up: the difference of a 2n- and an n-step attack.
     longer = attack_seconds(cell, 1, True, 2 * iterations)
     row["one_attack_s_per_it"] = (longer - attack_seconds(cell, 1, True, iterations)) / iterations
@@ -125,6 +126,16 @@ def bench_cell(cell: dict[str, Any], iterations: int) -> dict[str, Any]:
         row[f"vectorized_{count}_it_per_s"] = count * iterations / seconds
     seconds = attack_seconds(cell, COUNTS[-1], False, iterations)
     row[f"one_by_one_{COUNTS[-1]}_it_per_s"] = COUNTS[-1] * iterations / seconds
+    return row
+
+
+def bench_cell(cell: dict[str, Any], iterations: int, repeats: int = 1) -> dict[str, Any]:
+    """One table row: each column the median of ``repeats`` measurements (after a warm-up)."""
+    attack_seconds(cell, 1, True, 2)
+    runs = [measure_cell(cell, iterations) for _ in range(repeats)]
+    row = {k: str(v) if k == "device" else v for k, v in cell.items()}
+    row.update(iterations=iterations, repeats=repeats)
+    row.update({key: statistics.median(run[key] for run in runs) for key in runs[0]})
     return row
 
 
@@ -146,39 +157,42 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _cell(spec: str, parser: argparse.ArgumentParser) -> tuple[str, str, int]:
-    """'model:dataset:iterations' with a known model and dataset and a positive count."""
+def _cell(spec: str, attack: str, parser: argparse.ArgumentParser) -> tuple[str, str, int, str]:
+    """'model:dataset:iterations[:attack]' with known options and a positive count."""
     parts = spec.split(":")
-    if len(parts) != 3 or not parts[2].isdigit() or int(parts[2]) < 1:
-        parser.error(f"--cells takes model:dataset:iterations with a positive count, got '{spec}'")
-    model, dataset, iterations = parts
-    for group, name in (("model", model), ("dataset", dataset)):
+    if len(parts) not in (3, 4) or not parts[2].isdigit() or int(parts[2]) < 1:
+        parser.error(f"--cells takes model:dataset:iterations[:attack] with a positive count, got '{spec}'")
+    model, dataset, iterations, attack = (*parts, attack) if len(parts) == 3 else parts
+    for group, name in (("model", model), ("dataset", dataset), ("attack", attack)):
         if not (CONFIG_DIR / group / f"{name}.yaml").is_file():
             known = sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
             parser.error(f"--cells names {group} '{name}'; known: {', '.join(known)}")
-    return model, dataset, int(iterations)
+    return model, dataset, int(iterations), attack
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", default="mlp:mnist:10,resnet18:cifar10:2",
-                        help="model:dataset:iterations, comma-separated")
-    parser.add_argument("--attack", default="ig", help="a conf/attack option, e.g. dia")
+    parser.add_argument("--cells", default=DEFAULT_CELLS,
+                        help="model:dataset:iterations[:attack], comma-separated")
+    parser.add_argument("--attack", default="ig", help="the conf/attack option of cells that name none")
+    parser.add_argument("--repeats", type=int, default=1, help="measurements per cell; columns are medians")
     parser.add_argument("--dropout", type=float, default=0.25, help="model.dropout of every cell")
     parser.add_argument("--accelerator", default="cpu", help="cpu | gpu | auto")
     parser.add_argument("--out", default="bench.json", help="JSON file for the rows")
     args = parser.parse_args(argv)
-    cells = [_cell(spec, parser) for spec in args.cells.split(",")]
+    cells = [_cell(spec, args.attack, parser) for spec in args.cells.split(",")]
     if not 0 <= args.dropout < 1:
         parser.error(f"--dropout must lie in [0, 1), got {args.dropout}")
+    if args.repeats < 1:
+        parser.error(f"--repeats must be a positive count, got {args.repeats}")
     try:
         device = L.Fabric(accelerator=args.accelerator, devices=1).device
     except (RuntimeError, ValueError) as error:
         parser.error(f"--accelerator {args.accelerator} is not available here ({error}); use cpu or auto")
     rows = []
-    for model, dataset, iterations in cells:
-        cell = dict(model=model, dataset=dataset, attack=args.attack, dropout=args.dropout, device=device)
-        rows.append(bench_cell(cell, iterations))
+    for model, dataset, iterations, attack in cells:
+        cell = dict(model=model, dataset=dataset, attack=attack, dropout=args.dropout, device=device)
+        rows.append(bench_cell(cell, iterations, args.repeats))
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)
     hardware = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {device}"
     Path(args.out).write_text(json.dumps({"hardware": hardware, "rows": rows}, indent=2))

@@ -128,10 +128,12 @@ def test_training_fields_are_checked(tmp_path, override, message):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--cells", "mlp:mnist"], "--cells takes model:dataset:iterations with a positive count"),
-        (["--cells", "mlp:mnist:0"], "--cells takes model:dataset:iterations with a positive count"),
+        (["--cells", "mlp:mnist"], "--cells takes model:dataset:iterations[:attack] with a positive count"),
+        (["--cells", "mlp:mnist:0"], "--cells takes model:dataset:iterations[:attack] with a positive count"),
         (["--cells", "transformer:mnist:3"], "--cells names model 'transformer'; known: cnn"),
+        (["--cells", "mlp:mnist:3:dlgg"], "--cells names attack 'dlgg'; known: dia, dlg"),
         (["--dropout", "1.5"], "--dropout must lie in [0, 1), got 1.5"),
+        (["--repeats", "0"], "--repeats must be a positive count, got 0"),
     ],
 )
 def test_bench_arguments_are_one_sentence(argv, message, capsys):
