@@ -19,8 +19,8 @@ and of ``D``:
 The result is exact (a test checks it for every configured model). It applies when every
 matched parameter's owner has a rule (or no submodules), samples do not interact (no batch
 statistics), no module adds a loss term of its own (``folded_owners`` checks these), and each
-owner runs once per forward pass with its inputs and output left intact (``folding_blocker``
-runs the forward once to check).
+owner runs once per forward pass with its inputs and output left intact (``folded_entries``
+runs the forward once, checks it and counts what folding forms).
 """
 
 from __future__ import annotations
@@ -87,15 +87,21 @@ def folded_distances(
     return PRODUCT_FORMS[objective](dot, norm, target_norms)
 
 
-def folding_blocker(model: nn.Module, owners: dict[str, nn.Module], images: torch.Tensor, buffers: Tensors) -> str | None:
-    """Why this model's forward pass cannot be folded, found by running it once without
-    gradients on one problem (stacked as in ``folded_distances``); None if it can."""
-    try:
-        with torch.no_grad():
-            _forward(model, owners, images, buffers)
-    except FoldingError as error:
-        return str(error)
-    return None
+def folded_entries(model: nn.Module, owners: dict[str, nn.Module], images: torch.Tensor, buffers: Tensors) -> int:
+    """Entries one problem's folded distance forms per step: each linear layer's input and
+    output-gradient rows, the other owners' parameter gradients. Runs the forward pass once
+    without gradients on one problem (stacked as in ``folded_distances``), so it raises
+    ``FoldingError`` where folding cannot run."""
+    with torch.no_grad():
+        _, seen = _forward(model, owners, images, buffers)
+    entries = 0
+    for name, module in owners.items():
+        if isinstance(module, nn.Linear):
+            rows = seen[name][0][0].numel() // module.in_features
+            entries += rows * (module.in_features + module.out_features)
+        else:
+            entries += sum(p.numel() for p in module.parameters(recurse=False))
+    return entries
 
 
 class FoldingError(RuntimeError):
@@ -205,9 +211,3 @@ def squared_norms(targets: Tensors) -> torch.Tensor:
     """Each problem's squared norm over all its (stacked) target gradients."""
     return sum(t.flatten(1).pow(2).sum(dim=1) for t in targets.values())
 
-
-def formed_entries(owners: dict[str, nn.Module], targets: Tensors) -> int:
-    """Gradient entries one problem forms on this path (linear layers' are never formed)."""
-    return sum(
-        t.numel() for k, t in targets.items() if not isinstance(owners[k.rpartition(".")[0]], nn.Linear)
-    )

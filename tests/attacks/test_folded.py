@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradinv.attacks.folded import folded_distances, folded_owners, folding_blocker, squared_norms
+from gradinv.attacks.folded import FoldingError, folded_distances, folded_entries, folded_owners, squared_norms
 from gradinv.attacks.objectives import OBJECTIVES
 from gradinv.federated.gradients import parameter_gradients
 
@@ -48,7 +48,9 @@ def test_folded_distances_equal_explicit_gradients_for_every_problem(objective):
     images = torch.randn(3, 2, 24, dtype=torch.float64, requires_grad=True)
     labels = torch.randint(0, 3, (3, 2))
     targets = {n: torch.randn(3, *p.shape, dtype=torch.float64) for n, p in model.named_parameters() if n in names}
-    assert folding_blocker(model, owners, images.detach(), {}) is None
+    rows = 2 * 16  # embed, positions, norm, mix: a batch of 2 with 16 token rows; head: 2 rows
+    linear = rows * (6 + 8) + rows * (8 + 8) + 2 * (8 + 3)
+    assert folded_entries(model, owners, images.detach()[:1], {}) == linear + 4 * 3 + 4 + 16 * 8 + 2 * 8
     fast = folded_distances(model, owners, images, labels, {}, targets, squared_norms(targets), objective)
     slow = torch.stack([
         OBJECTIVES[objective](
@@ -85,11 +87,9 @@ def test_folding_is_refused_where_a_problem_gradient_is_not_its_rows():
 def test_folding_is_refused_when_a_later_layer_overwrites_an_owner_output():
     model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(inplace=True), nn.Linear(4, 2))
     owners = folded_owners(model, ["0.weight", "2.weight"], "cosine")
-    assert folding_blocker(model, owners, torch.randn(1, 2, 4), {}) == (
-        "a later layer modifies the input or output of 0 in place"
-    )
+    with pytest.raises(FoldingError, match="^a later layer modifies the input or output of 0 in place$"):
+        folded_entries(model, owners, torch.randn(1, 2, 4), {})
     shared = nn.Linear(4, 4)
     twice = nn.Sequential(shared, nn.Tanh(), shared)
-    assert folding_blocker(twice, {"0": shared}, torch.randn(1, 2, 4), {}) == (
-        "0 ran 2 times in one forward pass, not once"
-    )
+    with pytest.raises(FoldingError, match="^0 ran 2 times in one forward pass, not once$"):
+        folded_entries(twice, {"0": shared}, torch.randn(1, 2, 4), {})

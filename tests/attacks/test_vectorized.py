@@ -9,7 +9,7 @@ import torch
 
 from gradinv.attacks.base import ServerView
 from gradinv.attacks import gradient_inversion
-from gradinv.attacks.folded import formed_entries
+from gradinv.attacks.folded import folded_entries
 from gradinv.attacks.gradient_inversion import GradientInversion, InversionModule
 from gradinv.attacks.variables import DropoutMask
 from gradinv.data.spec import DataSpec
@@ -136,8 +136,8 @@ def _precode_cnn():
 
 @pytest.mark.parametrize(("model", "path"), [(_small_cnn, "folded"), (_precode_cnn, "vmap")])
 def test_batched_paths_in_chunks_equal_one_by_one(model, path, monkeypatch):
-    """Problems whose formed gradients exceed VMAP_ELEMENTS share a batched call in chunks
-    (2 + 1 here): folded (convolutions' gradients are formed, linear layers' are not) or vmap."""
+    """Problems whose formed entries exceed VMAP_ELEMENTS share a batched call in chunks
+    (2 + 1 here): folded (convolutions' gradients, linear layers' rows) or vmap (gradients)."""
     server = ServerView.of(model(), CIFAR_LIKE)
     updates = shared_updates(model(), CIFAR_LIKE, victims=3)
     probe = GradientInversion()
@@ -145,8 +145,10 @@ def test_batched_paths_in_chunks_equal_one_by_one(model, path, monkeypatch):
     monkeypatch.setattr(gradient_inversion, "VMAP_ELEMENTS", 10**9)
     module.on_fit_start()
     assert module.batching == path
-    formed = {"folded": formed_entries(module.owners, module.targets[0]) if path == "folded" else 0,
-              "vmap": sum(t.numel() for t in module.targets[0].values())}[path]
+    if path == "folded":
+        formed = folded_entries(module.model, module.owners, module.candidates[0]["images"][None], {})
+    else:
+        formed = sum(t.numel() for t in module.targets[0].values())
     monkeypatch.setattr(gradient_inversion, "VMAP_ELEMENTS", 2 * formed)
     attack = dict(iterations=3, restarts=1, signed=False)
     loop = attack_images(GradientInversion(vectorize=False, **attack), model(), CIFAR_LIKE, 3)
