@@ -38,7 +38,7 @@ from gradinv.models.stochastic import randomness_shapes
 
 COUNTS = (1, 8, 32)
 #: The grid's architectures, and the DIA authors' own ViT cell (their setting, from gradinv alone).
-DEFAULT_CELLS = "mlp:mnist:40,cnn:cifar10:20,vit:cifar10:20:dia,resnet18:cifar10:2"
+DEFAULT_CELLS = "mlp:mnist:40,mlp:mnist:40:dia,cnn:cifar10:20,vit:cifar10:20:dia,resnet18:cifar10:2"
 
 
 def _config(cell: dict[str, Any], *overrides: str) -> DictConfig:
