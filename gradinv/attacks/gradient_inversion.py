@@ -459,9 +459,10 @@ class InversionModule(L.LightningModule):
             losses = torch.stack([self._backward_one(i) for i in live])
         optimizers = self.optimizers(use_pl_optimizer=False)
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
-        for i, loss in zip(live, losses.detach().tolist()):
+        values = losses.detach().tolist()  # the step's one device-to-host copy
+        for i, loss in zip(live, values):
             self._step(i, loss, optimizers[i])
-        mean = self.last_loss = float(losses.detach().mean())
+        mean = self.last_loss = sum(values) / len(values)
         self.pending_losses.append((batch_idx, mean))
         if len(self.pending_losses) >= self.trainer.log_every_n_steps:
             self._flush_losses()
