@@ -31,8 +31,8 @@ from torch import nn
 from torch.func import functional_call, vjp, vmap
 
 from gradinv.attacks.objectives import PRODUCT_FORMS
-from gradinv.federated.gradients import training_loss
 from gradinv.attacks.vectorized import batch_statistics
+from gradinv.federated.gradients import training_loss
 from gradinv.models.auxiliary import has_auxiliary_loss
 
 Tensors = dict[str, torch.Tensor]
@@ -51,8 +51,8 @@ def folded_owners(model: nn.Module, names: list[str], objective: str) -> dict[st
         module = modules.get(owner)
         if module is None:
             return None
-        rule = _RULES.get(type(module))
-        if rule is None and (isinstance(module, _NORMALIZATIONS) or next(module.children(), None)):
+        generic = type(module) not in _RULES
+        if generic and (isinstance(module, _NORMALIZATIONS) or next(module.children(), None)):
             return None
         owners[owner] = module
     return owners
@@ -87,7 +87,9 @@ def folded_distances(
     return PRODUCT_FORMS[objective](dot, norm, target_norms)
 
 
-def folded_entries(model: nn.Module, owners: dict[str, nn.Module], images: torch.Tensor, buffers: Tensors) -> int:
+def folded_entries(
+    model: nn.Module, owners: dict[str, nn.Module], images: torch.Tensor, buffers: Tensors
+) -> int:
     """Entries one problem's folded distance forms per step: each linear layer's input and
     output-gradient rows, the other owners' parameter gradients. Runs the forward pass once
     without gradients on one problem (stacked as in ``folded_distances``), so it raises
@@ -139,7 +141,9 @@ def _forward(
     return logits, {name: calls[0][:2] for name, calls in seen.items()}
 
 
-def _linear_products(module: nn.Linear, name: str, args: tuple, delta: torch.Tensor, targets: Tensors, problems: int):
+def _linear_products(
+    module: nn.Linear, name: str, args: tuple, delta: torch.Tensor, targets: Tensors, problems: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """<G, T> and ||G||^2 per problem of a linear layer, from its input and output-gradient rows."""
     x = args[0].reshape(problems, -1, module.in_features)
     d = delta.reshape(problems, -1, module.out_features)
@@ -160,7 +164,9 @@ def _linear_products(module: nn.Linear, name: str, args: tuple, delta: torch.Ten
     return dot, norm
 
 
-def _norm_products(module: nn.Module, name: str, args: tuple, delta: torch.Tensor, targets: Tensors, problems: int):
+def _norm_products(
+    module: nn.Module, name: str, args: tuple, delta: torch.Tensor, targets: Tensors, problems: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """<G, T> and ||G||^2 per problem of an affine normalization: the weight's gradient is D
     times the normalized input, the bias's is D, each summed over a problem's rows."""
     if isinstance(module, nn.LayerNorm):  # parameters shaped like each row's trailing dims
@@ -175,7 +181,9 @@ def _norm_products(module: nn.Module, name: str, args: tuple, delta: torch.Tenso
     return _products({k: g for k, g in grads.items() if prefix + k in targets}, targets, prefix)
 
 
-def _module_products(module: nn.Module, name: str, args: tuple, delta: torch.Tensor, targets: Tensors, problems: int):
+def _module_products(
+    module: nn.Module, name: str, args: tuple, delta: torch.Tensor, targets: Tensors, problems: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """<G, T> and ||G||^2 per problem of a module without submodules: its own forward's
     vector-Jacobian product with respect to its matched parameters, one per problem."""
     prefix = f"{name}." if name else ""

@@ -11,21 +11,27 @@ from gradinv.federated.gradients import parameter_gradients
 
 
 class Tokens(nn.Module):
-    """Token rows (as in a ViT): a convolution, linear layers with and without bias, a layer
-    norm, a learned position table owned by a leaf module, and a head."""
+    """Token rows (as in a ViT): a convolution, linear layers with and without bias, a learned
+    position table owned by a leaf module, a batch norm on running statistics, a layer norm,
+    and a head."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv1d(1, 4, 3, padding=1)
         self.embed = nn.Linear(6, 8)
         self.positions = Positions()
+        self.running = nn.BatchNorm1d(16)
         self.norm = nn.LayerNorm(8)
         self.mix = nn.Linear(8, 8, bias=False)
         self.head = nn.Linear(8, 3)
+        self.running.running_mean.normal_()
+        self.running.running_var.uniform_(0.5, 2.0)
+        self.running.weight.data.normal_()
+        self.eval()
 
     def forward(self, x):
         rows = self.conv(x.view(x.shape[0], 1, 24)).view(x.shape[0], 16, 6)
-        tokens = torch.tanh(self.positions(self.embed(rows)))
+        tokens = torch.tanh(self.running(self.positions(self.embed(rows))))
         return self.head(torch.nn.functional.gelu(self.mix(self.norm(tokens))).mean(dim=1))
 
 
@@ -44,13 +50,14 @@ def test_folded_distances_equal_explicit_gradients_for_every_problem(objective):
     model = Tokens().double()
     names = [n for n, _ in model.named_parameters() if n != "embed.bias"]
     owners = folded_owners(model, names, objective)
-    assert set(owners) == {"conv", "embed", "positions", "norm", "mix", "head"}
+    assert set(owners) == {"conv", "embed", "positions", "running", "norm", "mix", "head"}
     images = torch.randn(3, 2, 24, dtype=torch.float64, requires_grad=True)
     labels = torch.randint(0, 3, (3, 2))
     targets = {n: torch.randn(3, *p.shape, dtype=torch.float64) for n, p in model.named_parameters() if n in names}
     rows = 2 * 16  # embed, positions, norm, mix: a batch of 2 with 16 token rows; head: 2 rows
     linear = rows * (6 + 8) + rows * (8 + 8) + 2 * (8 + 3)
-    assert folded_entries(model, owners, images.detach()[:1], {}) == linear + 4 * 3 + 4 + 16 * 8 + 2 * 8
+    others = 4 * 3 + 4 + 16 * 8 + 2 * 16 + 2 * 8  # conv, positions, batch norm, layer norm
+    assert folded_entries(model, owners, images.detach()[:1], {}) == linear + others
     fast = folded_distances(model, owners, images, labels, {}, targets, squared_norms(targets), objective)
     slow = torch.stack([
         OBJECTIVES[objective](
