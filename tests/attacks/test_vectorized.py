@@ -157,3 +157,22 @@ def test_batched_paths_in_chunks_equal_one_by_one(model, path, monkeypatch):
     module = InversionModule(probe, server, [probe.problem(server, v, 0, u, v) for v, u in enumerate(updates)])
     module.on_fit_start()
     assert (module.batching, module.chunk) == (path, 2)
+
+
+@pytest.mark.parametrize(("name", "path"), [("cnn", "folded"), ("vit", None), ("lenet", None)])
+def test_a_single_problem_is_folded_only_where_it_forms_far_less(name, path, caplog):
+    """One CNN problem folds (its large linear layer sees one row per image); one ViT or LeNet
+    problem runs in the loop, where it is faster, and that is no fallback to log."""
+    from gradinv.data.datasets import CIFAR10
+    from gradinv.models.build import build_model
+    from tests.helpers import option
+
+    model = build_model(option("model", name), CIFAR10.spec, seed=0)
+    server = ServerView.of(model, CIFAR10.spec)
+    (update,) = shared_updates(model, CIFAR10.spec, victims=1)
+    attack = GradientInversion()
+    module = InversionModule(attack, server, [attack.problem(server, 0, 0, update, 0)])
+    with caplog.at_level("INFO"):
+        module.on_fit_start()
+    assert module.batching == path
+    assert "one by one" not in caplog.text
