@@ -7,8 +7,8 @@ and of ``D``:
 
 - a linear layer's is never formed: a distance needs only <G, T> = sum((D T) * X) and
   ||G||^2 = sum((D D^T) * (X X^T)) (the per-sample-gradient-norm identity, Goodfellow 2015);
-- a layer norm's, or a batch norm's on running statistics, is the sum of ``D`` times the
-  normalized input (weight) and of ``D`` (bias);
+- a layer norm's or a batch norm's is the sum of ``D`` times the normalized input (weight)
+  and of ``D`` (bias);
 - any other module without submodules (convolution, the ViT's class token and positions)
   gets the vector-Jacobian product of its own forward with respect to its own parameters,
   one per problem under ``vmap``: small tensors, computed from ``X`` and ``D``. Not for other
@@ -16,14 +16,20 @@ and of ``D``:
   wrong (its saved statistics are taken as constants, pytorch/pytorch#175754), hence the
   explicit rule above and none for group or instance norm.
 
+A batch norm on batch statistics (a client in train mode) normalizes each problem's rows by
+their own mean and variance, as the client's batch was, so that problems do not interact.
+
 The result is exact (a test checks it for every configured model). It applies when every
-matched parameter's owner has a rule (or no submodules), samples do not interact (no batch
-statistics), no module adds a loss term of its own (``folded_owners`` checks these), and each
-owner runs once per forward pass with its inputs and output left intact (``folded_entries``
-runs the forward once, checks it and counts what folding forms).
+matched parameter's owner has a rule (or no submodules) and no module adds a loss term of its
+own (``folded_owners`` checks these), and each owner runs once per forward pass with its
+inputs left intact (``plan_folding`` runs the forward once, checks it, notes the owners whose
+output a later layer overwrites in place, e.g. torchvision's ``ReLU(inplace=True)`` after each
+batch norm, so that their output is copied for the rules, and counts what folding forms).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +48,6 @@ def folded_owners(model: nn.Module, names: list[str], objective: str) -> dict[st
     """The modules owning the matched parameters, or None when folding does not apply."""
     if objective not in PRODUCT_FORMS or has_auxiliary_loss(model):
         return None
-    if any(batch_statistics(m) for m in model.modules()):
-        return None
     modules = dict(model.named_modules())
     owners = {}
     for name in names:
@@ -58,9 +62,18 @@ def folded_owners(model: nn.Module, names: list[str], objective: str) -> dict[st
     return owners
 
 
+@dataclass(frozen=True)
+class Folding:
+    """How problems fold into one batch, as ``plan_folding`` found by one forward pass."""
+
+    owners: dict[str, nn.Module]  # module name -> the module owning matched parameters
+    copied: frozenset[str]  # owners whose output a later layer overwrites in place
+    entries: int  # what one problem's distance forms per step (``plan_folding``)
+
+
 def folded_distances(
     model: nn.Module,
-    owners: dict[str, nn.Module],
+    folding: Folding,
     images: torch.Tensor,
     labels: torch.Tensor,
     buffers: Tensors,
@@ -73,83 +86,119 @@ def folded_distances(
     ``target_norms`` holds each problem's squared target norm, constant over an attack.
     """
     problems = images.shape[0]
-    logits, seen = _forward(model, owners, images, buffers)
+    logits, seen, _ = _forward(model, folding.owners, images, buffers, folding.copied)
     # Each problem's loss is a mean over its own batch: the sum over problems is P x the mean.
     loss = problems * training_loss(model, logits, labels.flatten(0, 1))
-    deltas = torch.autograd.grad(loss, [seen[name][1] for name in owners], create_graph=True)
+    deltas = torch.autograd.grad(loss, [seen[name][1] for name in folding.owners], create_graph=True)
     dot = norm = images.new_zeros(problems)
-    for (name, module), delta in zip(owners.items(), deltas):
-        args = seen[name][0]
-        mine = {k: t for k, t in targets.items() if k.rpartition(".")[0] == name}
+    for (name, module), delta in zip(folding.owners.items(), deltas):
+        mine = {}
+        for key, target in targets.items():
+            owner, _, short = key.rpartition(".")
+            if owner == name:
+                mine[short] = target
         rule = _RULES.get(type(module), _module_products)
-        layer_dot, layer_norm = rule(module, name, args, delta, mine, problems)
+        layer_dot, layer_norm = rule(module, seen[name][0], delta, mine, problems)
         dot, norm = dot + layer_dot, norm + layer_norm
     return PRODUCT_FORMS[objective](dot, norm, target_norms)
 
 
-def folded_entries(
+def plan_folding(
     model: nn.Module, owners: dict[str, nn.Module], images: torch.Tensor, buffers: Tensors
-) -> int:
-    """Entries one problem's folded distance forms per step: each linear layer's input and
-    output-gradient rows, the other owners' parameter gradients. Runs the forward pass once
-    without gradients on one problem (stacked as in ``folded_distances``), so it raises
-    ``FoldingError`` where folding cannot run."""
+) -> Folding:
+    """Run the forward pass once without gradients on one problem (stacked as in
+    ``folded_distances``): check that each owner runs once with its inputs left intact
+    (``FoldingError`` if not), note the owners whose output is overwritten in place, and count
+    what one problem forms per step: each linear layer's input and output-gradient rows, the
+    other owners' parameter gradients."""
     with torch.no_grad():
-        _, seen = _forward(model, owners, images, buffers)
-    entries = 0
+        _, seen, overwritten = _forward(model, owners, images, buffers, frozenset())
+    entries, copied = 0, set()
     for name, module in owners.items():
+        args = seen[name][0]
+        if any(overwritten[name][:-1]):
+            raise FoldingError(f"a later layer modifies the input of {name} in place")
+        if overwritten[name][-1]:
+            copied.add(name)
         if isinstance(module, nn.Linear):
-            rows = seen[name][0][0].numel() // module.in_features
-            entries += rows * (module.in_features + module.out_features)
+            entries += args[0].numel() // module.in_features * (module.in_features + module.out_features)
         else:
             entries += sum(p.numel() for p in module.parameters(recurse=False))
-    return entries
+    return Folding(owners, frozenset(copied), entries)
 
 
 class FoldingError(RuntimeError):
-    """The forward pass broke what folding needs: each owner once, its tensors left intact."""
+    """The forward pass broke what folding needs: each owner once, its inputs left intact."""
 
 
 def _forward(
-    model: nn.Module, owners: dict[str, nn.Module], images: torch.Tensor, buffers: Tensors
-) -> tuple[torch.Tensor, dict[str, tuple[tuple, torch.Tensor]]]:
-    """The problems' images as one batch through ``model``, and each owner's (inputs, output).
+    model: nn.Module,
+    owners: dict[str, nn.Module],
+    images: torch.Tensor,
+    buffers: Tensors,
+    copied: frozenset[str],
+) -> tuple[torch.Tensor, dict[str, tuple[tuple, torch.Tensor]], dict[str, list[bool]]]:
+    """The problems' images as one batch through ``model``; per owner its (inputs, output) and,
+    for each of these tensors, whether a later layer overwrote it in place.
 
-    An owner must run exactly once, and no later layer may modify its inputs or output in
-    place (torchvision's ReLU(inplace=True) after a batch norm does): the rules read them.
+    Batch norms on batch statistics normalize each problem's rows on their own. An owner must
+    run exactly once; the outputs of ``copied`` owners are copied before later layers see them.
     """
+    problems = images.shape[0]
     seen: dict[str, list] = {name: [] for name in owners}
 
     def record(name: str):
         def hook(module, args, out):
-            seen[name].append((args, out, [t._version for t in (*args, out)]))
+            seen[name].append(((args, out), [t._version for t in (*args, out)]))
+            return out.clone() if name in copied else None
         return hook
 
-    hooks = [module.register_forward_hook(record(name)) for name, module in owners.items()]
+    def per_problem(module, args, out):
+        return _batch_norm_per_problem(module, args[0], problems)
+
+    # registered first, so that an owner's record hook sees the per-problem output
+    hooks = [m.register_forward_hook(per_problem) for m in model.modules() if batch_statistics(m)]
+    hooks += [module.register_forward_hook(record(name)) for name, module in owners.items()]
     try:
         flat = {k: v.flatten(0, 1) for k, v in buffers.items()}
         logits = functional_call(model, {**dict(model.named_parameters()), **flat}, (images.flatten(0, 1),))
     finally:
         for hook in hooks:
             hook.remove()
+    overwritten = {}
     for name, calls in seen.items():
         if len(calls) != 1:
             raise FoldingError(f"{name} ran {len(calls)} times in one forward pass, not once")
-        args, out, versions = calls[0]
-        if [t._version for t in (*args, out)] != versions:
-            raise FoldingError(f"a later layer modifies the input or output of {name} in place")
-    return logits, {name: calls[0][:2] for name, calls in seen.items()}
+        (args, out), versions = calls[0]
+        overwritten[name] = [t._version != v for t, v in zip((*args, out), versions)]
+    return logits, {name: calls[0][0] for name, calls in seen.items()}, overwritten
+
+
+def _normalized_per_problem(x: torch.Tensor, problems: int, eps: float) -> torch.Tensor:
+    """``x`` normalized per channel (dim 1) by the mean and variance of each problem's own rows:
+    what a batch norm on batch statistics computes for each problem's batch alone."""
+    rows = x.unflatten(0, (problems, -1))
+    var, mean = torch.var_mean(rows, dim=(1, *range(3, rows.dim())), correction=0, keepdim=True)
+    return ((rows - mean) * torch.rsqrt(var + eps)).flatten(0, 1)
+
+
+def _batch_norm_per_problem(module: nn.Module, x: torch.Tensor, problems: int) -> torch.Tensor:
+    """A batch norm's output on batch statistics, with each problem's rows normalized alone."""
+    normalized = _normalized_per_problem(x, problems, module.eps)
+    if module.weight is None:
+        return normalized
+    shape = (1, -1, *[1] * (x.dim() - 2))
+    return normalized * module.weight.view(shape) + module.bias.view(shape)
 
 
 def _linear_products(
-    module: nn.Linear, name: str, args: tuple, delta: torch.Tensor, targets: Tensors, problems: int
+    module: nn.Linear, args: tuple, delta: torch.Tensor, targets: Tensors, problems: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """<G, T> and ||G||^2 per problem of a linear layer, from its input and output-gradient rows."""
     x = args[0].reshape(problems, -1, module.in_features)
     d = delta.reshape(problems, -1, module.out_features)
     dot = norm = x.new_zeros(problems)
-    prefix = f"{name}." if name else ""
-    weight, bias = targets.get(prefix + "weight"), targets.get(prefix + "bias")
+    weight, bias = targets.get("weight"), targets.get("bias")
     if weight is not None:
         dot = dot + ((d @ weight) * x).sum(dim=(1, 2))
         rows = x.shape[1]
@@ -165,29 +214,30 @@ def _linear_products(
 
 
 def _norm_products(
-    module: nn.Module, name: str, args: tuple, delta: torch.Tensor, targets: Tensors, problems: int
+    module: nn.Module, args: tuple, delta: torch.Tensor, targets: Tensors, problems: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """<G, T> and ||G||^2 per problem of an affine normalization: the weight's gradient is D
     times the normalized input, the bias's is D, each summed over a problem's rows."""
     if isinstance(module, nn.LayerNorm):  # parameters shaped like each row's trailing dims
         normalized = F.layer_norm(args[0], module.normalized_shape, eps=module.eps)
         shape, rows = (problems, -1, *module.normalized_shape), (1,)
-    else:  # batch norm on running statistics: one parameter per channel (dim 1)
-        normalized = F.batch_norm(args[0], module.running_mean, module.running_var, eps=module.eps)
+    else:  # batch norm: one parameter per channel (dim 1)
+        if batch_statistics(module):
+            normalized = _normalized_per_problem(args[0], problems, module.eps)
+        else:
+            normalized = F.batch_norm(args[0], module.running_mean, module.running_var, eps=module.eps)
         shape, rows = (problems, -1, module.num_features, normalized[0, 0].numel()), (1, 3)
     d, normalized = delta.reshape(shape), normalized.reshape(shape)
     grads = {"weight": (d * normalized).sum(dim=rows), "bias": d.sum(dim=rows)}
-    prefix = f"{name}." if name else ""
-    return _products({k: g for k, g in grads.items() if prefix + k in targets}, targets, prefix)
+    return _products({k: g for k, g in grads.items() if k in targets}, targets)
 
 
 def _module_products(
-    module: nn.Module, name: str, args: tuple, delta: torch.Tensor, targets: Tensors, problems: int
+    module: nn.Module, args: tuple, delta: torch.Tensor, targets: Tensors, problems: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """<G, T> and ||G||^2 per problem of a module without submodules: its own forward's
     vector-Jacobian product with respect to its matched parameters, one per problem."""
-    prefix = f"{name}." if name else ""
-    own = {k: p for k, p in module.named_parameters(recurse=False) if prefix + k in targets}
+    own = {k: p for k, p in module.named_parameters(recurse=False) if k in targets}
 
     def gradient(inputs: tuple, d: torch.Tensor) -> Tensors:
         _, pull = vjp(lambda params: functional_call(module, params, inputs), own)
@@ -195,12 +245,12 @@ def _module_products(
 
     per_problem = [a.unflatten(0, (problems, -1)) for a in args]
     grads = vmap(gradient)(tuple(per_problem), delta.unflatten(0, (problems, -1)))
-    return _products(grads, targets, prefix)
+    return _products(grads, targets)
 
 
-def _products(grads: Tensors, targets: Tensors, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _products(grads: Tensors, targets: Tensors) -> tuple[torch.Tensor, torch.Tensor]:
     """<G, T> and ||G||^2 per problem from a module's per-problem gradients ``grads``."""
-    dot = sum((g * targets[prefix + k]).flatten(1).sum(dim=1) for k, g in grads.items())
+    dot = sum((g * targets[k]).flatten(1).sum(dim=1) for k, g in grads.items())
     norm = sum(g.flatten(1).pow(2).sum(dim=1) for g in grads.values())
     return dot, norm
 

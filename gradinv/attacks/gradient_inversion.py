@@ -29,17 +29,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from gradinv.attacks.base import Attack, AttackRuntime, Reconstruction, ServerView
+from gradinv.attacks.folded import (
+    Folding, FoldingError, folded_distances, folded_owners, plan_folding, squared_norms,
+)
 from gradinv.attacks.ignore import as_patterns, kept_names
 from gradinv.attacks.labels import attack_labels, check_label_inference
-from gradinv.attacks.folded import (
-    folded_distances,
-    folded_owners,
-    FoldingError,
-    folded_entries,
-    squared_norms,
-)
 from gradinv.attacks.objectives import OBJECTIVES
 from gradinv.attacks.optimization import Optimization
+from gradinv.attacks.per_call import MIN_PER_CALL, peak_bytes, problems_per_call
 from gradinv.attacks.regularizers import Regularizer, TotalVariation
 from gradinv.attacks.sampling import LayerSamples
 from gradinv.attacks.variables import Variable, dropout_masks, learned_labels
@@ -52,7 +49,6 @@ from gradinv.federated.update import SharedUpdate
 Tensors = dict[str, torch.Tensor]
 Variables = dict[str, Variable]
 log = logging.getLogger(__name__)
-VMAP_ELEMENTS = 2**25  # ~128 MB of float32 gradients stacked over problems
 # A single problem is folded only if that forms at most 1/4 of the gradient entries the loop
 # forms: the MLP and CNN (a large linear layer on few rows) gain 1.4x; the ViT, whose linear
 # layers see 65 token rows each, ran 0.9x as fast as the loop (2-core CPU).
@@ -223,11 +219,6 @@ class GradientInversion(Attack):
         return Problem(victim, update, self.problem_labels(server, update), problem_seed, samples)
 
 
-def _chunk(entries: int) -> int | None:
-    """Problems per batched call so that their formed gradients stay within ``VMAP_ELEMENTS``."""
-    return max(1, VMAP_ELEMENTS // entries) if entries else None
-
-
 def _problem_seed(seed: int, victim: int, restart: int) -> int:
     """A seed per problem, so that vectorized and one-by-one runs start from the same point."""
     return (seed * 1_000_003 + victim * 10_007 + restart) % (2**63 - 1)
@@ -273,8 +264,8 @@ class InversionModule(L.LightningModule):
         self.targets: list[Tensors] = []
         self.labels: list[torch.Tensor | None] = []
         self.batching: str | None = None
-        self.owners: dict[str, nn.Module] | None = None
-        self.chunk: int | None = None  # problems per batched call (``VMAP_ELEMENTS``)
+        self.folding: Folding | None = None
+        self.chunk: int | None = None  # problems per batched call (``per_call``)
         self.pending_losses: list[tuple[int, float]] = []
         self.last_loss: float | None = None  # the latest step's mean loss over live problems
 
@@ -337,8 +328,8 @@ class InversionModule(L.LightningModule):
         folding does not apply (an auxiliary loss) and no layer normalizes by its input's
         statistics; None: the loop over problems, or for a single problem that folding would
         not spare much (``SINGLE_FOLD_GAIN``). Both batched paths run in chunks of
-        ``self.chunk`` problems whose formed entries stay within ``VMAP_ELEMENTS`` (one huge
-        batch is slower than the loop on every device seen).
+        ``self.chunk`` problems, as the CPU's caches or the GPU's memory allow (``per_call``);
+        where fewer than ``MIN_PER_CALL`` fit, the loop is as fast.
         """
         layouts = {
             (
@@ -355,35 +346,63 @@ class InversionModule(L.LightningModule):
             blocker = "FedAvg's local steps are simulated problem by problem"
         if blocker is None:
             entries = sum(t.numel() for t in self.targets[0].values())
-            self.owners = folded_owners(self.model, self.names[0], self.attack.objective)
-            if self.owners is not None:
+            owners = folded_owners(self.model, self.names[0], self.attack.objective)
+            if owners is not None:
                 try:
-                    folded = self._folded_entries()
+                    self.folding = self._plan_folding(owners)
                 except FoldingError as error:
                     log.info("attack.vectorize: not folding problems into one batch (%s).", error)
                 else:
-                    if len(self.problems) < 2 and folded * SINGLE_FOLD_GAIN > entries:
-                        return None  # one problem gains from folding only where it forms far less
-                    self.chunk = _chunk(folded)
-                    return "folded"
-            self.chunk = _chunk(entries)
-            statistics = input_statistics(self.model)
+                    if len(self.problems) > 1:
+                        return self._per_call("folded", self.folding.entries)
+                    # one problem gains from folding only where it forms far less
+                    return "folded" if self.folding.entries * SINGLE_FOLD_GAIN <= entries else None
             if len(self.problems) < 2:
                 return None
-            if statistics is not None:
-                blocker = f"torch.func's second derivative through {statistics} would be wrong"
-            elif self.chunk < 2:
-                blocker = f"two problems' gradient entries exceed {VMAP_ELEMENTS}"
-        if blocker is not None:
-            log.info("attack.vectorize: stepping problems one by one (%s).", blocker)
-            return None
-        return "vmap"
+            statistics = input_statistics(self.model)
+            if statistics is None:
+                return self._per_call("vmap", entries)
+            blocker = f"torch.func's second derivative through {statistics} would be wrong"
+        log.info("attack.vectorize: stepping problems one by one (%s).", blocker)
+        return None
 
-    def _folded_entries(self) -> int:
-        """What folding forms per problem and step (``folded_entries``, on the first problem)."""
+    def _per_call(self, path: str, entries: int) -> str | None:
+        """``path`` with ``self.chunk`` problems per call (``per_call``), or None (the loop)
+        where fewer than ``MIN_PER_CALL`` fit one call."""
+        self.chunk = problems_per_call(entries, self.device, lambda: self._step_bytes(path))
+        if self.chunk >= MIN_PER_CALL:
+            return path
+        log.info(
+            "attack.vectorize: stepping problems one by one (a %s call holds %d problem(s) of %d "
+            "entries each on %s, fewer than %d: no faster than the loop).",
+            path, self.chunk, entries, self.device.type, MIN_PER_CALL,
+        )
+        return None
+
+    def _step_bytes(self, path: str) -> int:
+        """What one step of the first problem alone on ``path`` allocates at its peak (a CUDA
+        device's counters); its draws are restarted so that the attack's steps are unchanged."""
+        try:
+            return peak_bytes(lambda: self._probe_step(path), self.device)
+        finally:
+            self.problems[0].samples.start(self.device)
+
+    def _probe_step(self, path: str) -> None:
+        """The first problem's distance on ``path``, alone, and its backward pass."""
+        buffers = {k: v[None] for k, v in self.forward_buffers(0).items()}
+        targets = {k: t[None] for k, t in self.targets[0].items()}
+        stacked = (self.candidates[0]["images"][None], self.forward_labels(0)[None], buffers, targets)
+        if path == "folded":
+            distance = self._folded(*stacked, squared_norms(targets))
+        else:
+            distance = self._vmapped(*stacked)
+        torch.autograd.grad(distance.sum(), list(self.candidates[0].parameters()), allow_unused=True)
+
+    def _plan_folding(self, owners: dict[str, nn.Module]) -> Folding:
+        """``plan_folding``'s probe forward pass, on the first problem."""
         buffers = {k: v[None] for k, v in self.forward_buffers(0).items()}
         self.problems[0].samples.start(self.device)  # the probe's draws are not the attack's
-        return folded_entries(self.model, self.owners, self.candidates[0]["images"][None], buffers)
+        return plan_folding(self.model, owners, self.candidates[0]["images"][None], buffers)
 
     def forward_labels(self, i: int) -> torch.Tensor:
         """Problem ``i``'s labels for the training loss: fixed, or the softmax of learned logits."""
@@ -431,7 +450,7 @@ class InversionModule(L.LightningModule):
 
     def _folded(self, images, labels, buffers, targets, norms) -> torch.Tensor:
         return folded_distances(
-            self.model, self.owners, images, labels, buffers, targets, norms, self.attack.objective
+            self.model, self.folding, images, labels, buffers, targets, norms, self.attack.objective
         )
 
     def _vmapped(self, images, labels, buffers, targets) -> torch.Tensor:

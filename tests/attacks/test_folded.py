@@ -5,7 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from gradinv.attacks.folded import FoldingError, folded_distances, folded_entries, folded_owners, squared_norms
+from torch.func import replace_all_batch_norm_modules_
+
+from gradinv.attacks.folded import FoldingError, folded_distances, folded_owners, plan_folding, squared_norms
 from gradinv.attacks.objectives import OBJECTIVES
 from gradinv.federated.gradients import parameter_gradients
 
@@ -57,14 +59,56 @@ def test_folded_distances_equal_explicit_gradients_for_every_problem(objective):
     rows = 2 * 16  # embed, positions, norm, mix: a batch of 2 with 16 token rows; head: 2 rows
     linear = rows * (6 + 8) + rows * (8 + 8) + 2 * (8 + 3)
     others = 4 * 3 + 4 + 16 * 8 + 2 * 16 + 2 * 8  # conv, positions, batch norm, layer norm
-    assert folded_entries(model, owners, images.detach()[:1], {}) == linear + others
-    fast = folded_distances(model, owners, images, labels, {}, targets, squared_norms(targets), objective)
+    folding = plan_folding(model, owners, images.detach()[:1], {})
+    assert (folding.entries, folding.copied) == (linear + others, frozenset())
+    _assert_folded_equals_loop(model, folding, names, images, labels, targets, objective)
+
+
+class Residual(nn.Module):
+    """A residual block as torchvision writes it: batch norms (here on batch statistics, as
+    a train-mode client's) whose outputs ReLU(inplace=True) and ``+=`` overwrite."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3)
+        self.conv2, self.bn2 = nn.Conv2d(3, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3)
+        self.skip = nn.Conv2d(2, 3, 1)
+        self.relu = nn.ReLU(inplace=True)
+        self.head = nn.Linear(3, 4)
+        for bn in (self.bn1, self.bn2):
+            bn.weight.data.normal_()
+            bn.bias.data.normal_()
+        replace_all_batch_norm_modules_(self)
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.skip(x)
+        return self.head(self.relu(out).mean(dim=(2, 3)))
+
+
+def test_folded_batch_statistics_are_each_problems_own_and_overwritten_outputs_copied():
+    torch.manual_seed(0)
+    model = Residual().double()
+    names = [n for n, _ in model.named_parameters()]
+    owners = folded_owners(model, names, "cosine")
+    images = torch.randn(3, 2, 2, 5, 5, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 4, (3, 2))
+    targets = {n: torch.randn(3, *p.shape, dtype=torch.float64) for n, p in model.named_parameters()}
+    folding = plan_folding(model, owners, images.detach()[:1], {})
+    assert folding.copied == {"bn1", "bn2"}
+    _assert_folded_equals_loop(model, folding, names, images, labels, targets, "cosine")
+
+
+def _assert_folded_equals_loop(model, folding, names, images, labels, targets, objective):
+    """Folded distances and their image gradients equal each problem's explicit gradients'."""
+    fast = folded_distances(model, folding, images, labels, {}, targets, squared_norms(targets), objective)
     slow = torch.stack([
         OBJECTIVES[objective](
             parameter_gradients(model, images[i], labels[i], names, create_graph=True),
             {n: t[i] for n, t in targets.items()},
         )
-        for i in range(3)
+        for i in range(images.shape[0])
     ])
     torch.testing.assert_close(fast, slow)
     fast_grad, = torch.autograd.grad(fast.sum(), images)
@@ -87,16 +131,23 @@ def test_folding_is_refused_where_a_problem_gradient_is_not_its_rows():
     assert folded_owners(model, ["scale"], "cosine") is None
     grouped = nn.Sequential(nn.Conv2d(2, 2, 1), nn.GroupNorm(1, 2), nn.Flatten(), nn.Linear(2, 2))
     assert folded_owners(grouped, ["1.weight"], "cosine") is None  # no rule for group norm
-    batch = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)).train()
-    assert folded_owners(batch, ["0.weight"], "cosine") is None  # samples interact
 
 
-def test_folding_is_refused_when_a_later_layer_overwrites_an_owner_output():
-    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(inplace=True), nn.Linear(4, 2))
-    owners = folded_owners(model, ["0.weight", "2.weight"], "cosine")
-    with pytest.raises(FoldingError, match="^a later layer modifies the input or output of 0 in place$"):
-        folded_entries(model, owners, torch.randn(1, 2, 4), {})
+def test_folding_is_refused_when_a_later_layer_overwrites_an_owner_input_or_reruns_it():
+    class Overwrite(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Linear(4, 4)
+
+        def forward(self, x):
+            hidden = torch.tanh(x)
+            out = self.inner(hidden)
+            return out + hidden.mul_(2)
+
+    model = Overwrite()
+    with pytest.raises(FoldingError, match="^a later layer modifies the input of inner in place$"):
+        plan_folding(model, {"inner": model.inner}, torch.randn(1, 2, 4), {})
     shared = nn.Linear(4, 4)
     twice = nn.Sequential(shared, nn.Tanh(), shared)
     with pytest.raises(FoldingError, match="^0 ran 2 times in one forward pass, not once$"):
-        folded_entries(twice, {"0": shared}, torch.randn(1, 2, 4), {})
+        plan_folding(twice, {"0": shared}, torch.randn(1, 2, 4), {})

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from gradinv.attacks.base import ServerView
-from gradinv.attacks import gradient_inversion
-from gradinv.attacks.folded import folded_entries
+from gradinv.attacks import per_call
 from gradinv.attacks.gradient_inversion import GradientInversion, InversionModule
 from gradinv.attacks.variables import DropoutMask
 from gradinv.data.spec import DataSpec
@@ -61,39 +60,51 @@ def test_vectorized_learned_masks_equal_one_by_one_with_early_stopping():
     assert any(rec.iterations < 16 for rec in batched)
 
 
-@pytest.mark.parametrize(("client_mode", "path"), [("train", "the loop"), ("eval", "vmap")])
-def test_vectorized_resnet_with_batch_norm_equals_one_by_one(client_mode, path, caplog):
-    """Batch statistics (client in train mode: the loop) or running ones (eval: vmap, as
-    torchvision's in-place ReLU rules out folding) match one fit per problem."""
+@pytest.mark.parametrize("client_mode", ["train", "eval"])
+def test_vectorized_resnet_with_batch_norm_equals_one_by_one(client_mode, caplog, monkeypatch):
+    """Folded, batch statistics (client in train mode: each problem's own) or running ones
+    (eval), with torchvision's in-place ReLU after each batch norm, match one fit per problem.
+    On a CPU fewer than MIN_PER_CALL ResNet-18 problems fit one call: they take the loop."""
     def resnet():
         torch.manual_seed(0)
         return ResNet18(CIFAR_LIKE.shape, 10)
 
+    updates = shared_updates(resnet(), CIFAR_LIKE, victims=2, client_mode=client_mode)
+    probe = GradientInversion()
+    server = ServerView.of(resnet(), CIFAR_LIKE, client_mode == "train")
+    module = InversionModule(probe, server, [probe.problem(server, v, 0, u, v) for v, u in enumerate(updates)])
+    with caplog.at_level("INFO"):
+        module.on_fit_start()
+    assert module.batching is None
+    assert (
+        "stepping problems one by one (a folded call holds 3 problem(s) of 11169354 entries each on "
+        "cpu, fewer than 4: no faster than the loop)." in caplog.text
+    )
+    monkeypatch.setattr(per_call, "CPU_CALL_ELEMENTS", 2**30)  # room for a GPU's share of problems
     attack = dict(iterations=2, restarts=1, signed=False)
     loop = attack_images(GradientInversion(vectorize=False, **attack), resnet(), CIFAR_LIKE, 2, client_mode)
+    caplog.clear()
     with caplog.at_level("INFO"):
         batched = attack_images(GradientInversion(vectorize=True, **attack), resnet(), CIFAR_LIKE, 2, client_mode)
-    assert ("stepping problems one by one" in caplog.text) == (path == "the loop")
+    assert "one by one" not in caplog.text and "not folding" not in caplog.text, caplog.text
     assert_same(loop, batched)
 
 
-def test_batch_statistics_keep_problems_apart_so_they_are_not_batched():
-    """A client in train mode normalizes per batch: problems may not share one forward batch,
-    and torch.func would differentiate the batch statistics wrongly, so they take the loop."""
+def test_batch_norm_folds_on_batch_or_running_statistics():
+    """A client in train mode normalizes per batch: folded, each problem's rows are normalized
+    by their own statistics (exactness: ``test_folded``, ``test_batched_paths``)."""
     torch.manual_seed(0)
     net = torch.nn.Sequential(
         torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 10)
     )
     updates = shared_updates(net, MNIST_LIKE, victims=2, batch=2)
-    attack = GradientInversion(iterations=1, ignore_layers=["2.*"])  # match the linear layers only
-    server = ServerView.of(net, MNIST_LIKE)
-    problems = [attack.problem(server, v, 0, u, v) for v, u in enumerate(updates)]
-    module = InversionModule(attack, server, problems)
-    module.on_fit_start()
-    assert module.batching is None
-    module = InversionModule(attack, ServerView.of(net, MNIST_LIKE, batch_statistics=False), problems)
-    module.on_fit_start()
-    assert module.batching == "folded"
+    attack = GradientInversion(iterations=1)
+    for batch_statistics in (True, False):
+        server = ServerView.of(net, MNIST_LIKE, batch_statistics=batch_statistics)
+        problems = [attack.problem(server, v, 0, u, v) for v, u in enumerate(updates)]
+        module = InversionModule(attack, server, problems)
+        module.on_fit_start()
+        assert module.batching == "folded"
 
 
 def test_learned_masks_stay_vectorized():
@@ -136,27 +147,62 @@ def _precode_cnn():
 
 @pytest.mark.parametrize(("model", "path"), [(_small_cnn, "folded"), (_precode_cnn, "vmap")])
 def test_batched_paths_in_chunks_equal_one_by_one(model, path, monkeypatch):
-    """Problems whose formed entries exceed VMAP_ELEMENTS share a batched call in chunks
-    (2 + 1 here): folded (convolutions' gradients, linear layers' rows) or vmap (gradients)."""
+    """Problems whose formed entries exceed CPU_CALL_ELEMENTS share a batched call in chunks
+    (4 + 1 here): folded (convolutions' gradients, linear layers' rows) or vmap (gradients)."""
     server = ServerView.of(model(), CIFAR_LIKE)
-    updates = shared_updates(model(), CIFAR_LIKE, victims=3)
+    updates = shared_updates(model(), CIFAR_LIKE, victims=5)
     probe = GradientInversion()
     module = InversionModule(probe, server, [probe.problem(server, v, 0, u, v) for v, u in enumerate(updates)])
-    monkeypatch.setattr(gradient_inversion, "VMAP_ELEMENTS", 10**9)
     module.on_fit_start()
     assert module.batching == path
     if path == "folded":
-        formed = folded_entries(module.model, module.owners, module.candidates[0]["images"][None], {})
+        formed = module.folding.entries
     else:
         formed = sum(t.numel() for t in module.targets[0].values())
-    monkeypatch.setattr(gradient_inversion, "VMAP_ELEMENTS", 2 * formed)
+    assert module.chunk == per_call.CPU_CALL_ELEMENTS // formed
+    monkeypatch.setattr(per_call, "CPU_CALL_ELEMENTS", 4 * formed)
     attack = dict(iterations=3, restarts=1, signed=False)
-    loop = attack_images(GradientInversion(vectorize=False, **attack), model(), CIFAR_LIKE, 3)
-    batched = attack_images(GradientInversion(vectorize=True, **attack), model(), CIFAR_LIKE, 3)
+    loop = attack_images(GradientInversion(vectorize=False, **attack), model(), CIFAR_LIKE, 5)
+    batched = attack_images(GradientInversion(vectorize=True, **attack), model(), CIFAR_LIKE, 5)
     assert_same(loop, batched)
     module = InversionModule(probe, server, [probe.problem(server, v, 0, u, v) for v, u in enumerate(updates)])
     module.on_fit_start()
-    assert (module.batching, module.chunk) == (path, 2)
+    assert (module.batching, module.chunk) == (path, 4)
+
+
+def test_problems_per_call_on_a_gpu_are_what_half_its_free_memory_holds(monkeypatch):
+    """On CUDA the count follows the device's free memory and one problem's measured peak; on a
+    CPU the formed entries alone decide, and nothing is measured."""
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (8 * 2**30, 80 * 2**30))
+    assert per_call.problems_per_call(10**9, torch.device("cuda", 0), lambda: 2**28) == 16
+    assert per_call.problems_per_call(10**9, torch.device("cuda", 0), lambda: 2**34) == 1
+
+    def unmeasured():
+        raise AssertionError("a CPU's count is not measured")
+
+    assert per_call.problems_per_call(2**20, torch.device("cpu"), unmeasured) == per_call.CPU_CALL_ELEMENTS // 2**20
+
+
+@pytest.mark.parametrize(("model", "path"), [(_small_cnn, "folded"), (_precode_cnn, "vmap")])
+def test_measuring_a_step_for_the_gpu_leaves_the_attack_unchanged(model, path, monkeypatch):
+    """The probe step that ``peak_bytes`` measures on CUDA runs the path on the first problem
+    and restarts its draws (PRECODE's samples), so the attack's first loss is unchanged."""
+    for name in ("synchronize", "reset_peak_memory_stats"):
+        monkeypatch.setattr(torch.cuda, name, lambda device: None)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 100)  # before the step
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: 3 * 2**20)
+    server = ServerView.of(model(), CIFAR_LIKE)
+    updates = shared_updates(model(), CIFAR_LIKE, victims=2)
+    attack = GradientInversion()
+    losses = []
+    for measured in (False, True):
+        module = InversionModule(attack, server, [attack.problem(server, v, 0, u, v) for v, u in enumerate(updates)])
+        module.on_fit_start()
+        assert module.batching == path
+        if measured:
+            assert module._step_bytes(path) == 3 * 2**20 - 100
+        losses.append(module.batched_loss([0, 1]))
+    torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(("name", "path"), [("cnn", "folded"), ("vit", None), ("lenet", None)])
