@@ -87,16 +87,28 @@ class Residual(nn.Module):
         return self.head(self.relu(out).mean(dim=(2, 3)))
 
 
-def test_folded_batch_statistics_are_each_problems_own_and_overwritten_outputs_copied():
+def _flat_batch_norm():
+    """A batch norm over features (N, C), on batch statistics, overwritten by an in-place ReLU."""
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(50, 6), nn.BatchNorm1d(6), nn.ReLU(inplace=True), nn.Linear(6, 4)
+    )
+    model[2].weight.data.normal_()
+    replace_all_batch_norm_modules_(model)
+    return model, {"2"}
+
+
+@pytest.mark.parametrize("build", [lambda: (Residual(), {"bn1", "bn2"}), _flat_batch_norm], ids=["residual", "flat"])
+def test_folded_batch_statistics_are_each_problems_own_and_overwritten_outputs_copied(build):
     torch.manual_seed(0)
-    model = Residual().double()
+    model, overwritten = build()
+    model = model.double()
     names = [n for n, _ in model.named_parameters()]
     owners = folded_owners(model, names, "cosine")
     images = torch.randn(3, 2, 2, 5, 5, dtype=torch.float64, requires_grad=True)
     labels = torch.randint(0, 4, (3, 2))
     targets = {n: torch.randn(3, *p.shape, dtype=torch.float64) for n, p in model.named_parameters()}
     folding = plan_folding(model, owners, images.detach()[:1], {})
-    assert folding.copied == {"bn1", "bn2"}
+    assert folding.copied == overwritten
     _assert_folded_equals_loop(model, folding, names, images, labels, targets, "cosine")
 
 
