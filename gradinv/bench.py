@@ -67,6 +67,7 @@ def attack_seconds(cell: dict[str, Any], victims: int, vectorize: bool, iteratio
     cfg = _config(
         cell, f"dataset.num_victims={victims}", "dataset.batch_size=1",
         f"attack.iterations={iterations}", f"attack.vectorize={vectorize}",
+        f"attack.per_call={cell.get('per_call') or 'null'}",
     )
     server, updates = _setting(cfg, cell["device"])
     attack = instantiate(cfg.attack)
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--repeats", type=int, default=1, help="measurements per cell; columns are medians")
     parser.add_argument("--dropout", type=float, default=0.25, help="model.dropout of every cell")
     parser.add_argument("--accelerator", default="cpu", help="cpu | gpu | auto")
+    parser.add_argument("--per-call", type=int, default=None,
+                        help="attack.per_call of the vectorized runs (default: automatic)")
     parser.add_argument("--out", default="bench.json", help="JSON file for the rows")
     args = parser.parse_args(argv)
     cells = [_cell(spec, args.attack, parser) for spec in args.cells.split(",")]
@@ -185,13 +188,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         parser.error(f"--dropout must lie in [0, 1), got {args.dropout}")
     if args.repeats < 1:
         parser.error(f"--repeats must be a positive count, got {args.repeats}")
+    if args.per_call is not None and args.per_call < 1:
+        parser.error(f"--per-call must be a positive count, got {args.per_call}")
     try:
         device = L.Fabric(accelerator=args.accelerator, devices=1).device
     except (RuntimeError, ValueError) as error:
         parser.error(f"--accelerator {args.accelerator} is not available here ({error}); use cpu or auto")
     rows = []
     for model, dataset, iterations, attack in cells:
-        cell = dict(model=model, dataset=dataset, attack=attack, dropout=args.dropout, device=device)
+        cell = dict(
+            model=model, dataset=dataset, attack=attack, dropout=args.dropout, device=device,
+            per_call=args.per_call,
+        )
         rows.append(bench_cell(cell, iterations, args.repeats))
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)
     hardware = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {device}"

@@ -99,12 +99,13 @@ class GradientInversion(Attack):
         stop_loss: float | None = None,
         vectorize: bool = True,
         optimizer: str = "adam",
+        per_call: int | None = None,
         log_psnr_every: int = 50,
         ignore_layers: str | Sequence[str] | None = (),
     ) -> None:
         self.optimization = Optimization(
             iterations, lr, lr_schedule, tuple(lr_decay_at), lr_decay_factor, plateau_patience,
-            signed, boxed, keep_best, stop_patience, stop_loss, vectorize, optimizer,
+            signed, boxed, keep_best, stop_patience, stop_loss, vectorize, optimizer, per_call,
         )
         if not isinstance(restarts, int) or restarts < 1:
             raise ConfigError(f"attack.restarts must be a positive integer, got {restarts}.")
@@ -367,8 +368,11 @@ class InversionModule(L.LightningModule):
         return None
 
     def _per_call(self, path: str, entries: int) -> str | None:
-        """``path`` with ``self.chunk`` problems per call (``per_call``), or None (the loop)
-        where fewer than ``MIN_PER_CALL`` fit one call."""
+        """``path`` with ``self.chunk`` problems per call: ``attack.per_call`` if set, else
+        ``per_call``'s choice, or None (the loop) where fewer than ``MIN_PER_CALL`` fit."""
+        if self.settings.per_call is not None:
+            self.chunk = self.settings.per_call
+            return path
         self.chunk = problems_per_call(entries, self.device, lambda: self._step_bytes(path))
         if self.chunk >= MIN_PER_CALL:
             return path

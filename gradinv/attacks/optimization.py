@@ -41,6 +41,7 @@ class Optimization:
     stop_loss: float | None = None
     vectorize: bool = True
     optimizer: str = "adam"
+    per_call: int | None = None  # problems per batched call; None: ``per_call``'s choice
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -51,6 +52,10 @@ class Optimization:
             raise ConfigError(f"attack.iterations must be a positive integer, got {self.iterations}.")
         if not self.lr > 0:
             raise ConfigError(f"attack.lr must be positive, got {self.lr}.")
+        if self.per_call is not None and (
+            isinstance(self.per_call, bool) or not isinstance(self.per_call, int) or self.per_call < 1
+        ):
+            raise ConfigError(f"attack.per_call must be a positive integer or null (automatic), got {self.per_call}.")
         if self.lr_schedule not in SCHEDULES:
             raise ConfigError(
                 f"attack.lr_schedule must be 'multistep', 'plateau' or 'constant', got '{self.lr_schedule}'."

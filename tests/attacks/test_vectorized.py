@@ -61,10 +61,11 @@ def test_vectorized_learned_masks_equal_one_by_one_with_early_stopping():
 
 
 @pytest.mark.parametrize("client_mode", ["train", "eval"])
-def test_vectorized_resnet_with_batch_norm_equals_one_by_one(client_mode, caplog, monkeypatch):
+def test_vectorized_resnet_with_batch_norm_equals_one_by_one(client_mode, caplog):
     """Folded, batch statistics (client in train mode: each problem's own) or running ones
     (eval), with torchvision's in-place ReLU after each batch norm, match one fit per problem.
-    On a CPU fewer than MIN_PER_CALL ResNet-18 problems fit one call: they take the loop."""
+    On a CPU fewer than MIN_PER_CALL ResNet-18 problems fit one call: they take the loop,
+    unless ``attack.per_call`` says how many share one."""
     def resnet():
         torch.manual_seed(0)
         return ResNet18(CIFAR_LIKE.shape, 10)
@@ -80,12 +81,13 @@ def test_vectorized_resnet_with_batch_norm_equals_one_by_one(client_mode, caplog
         "stepping problems one by one (a folded call holds 3 problem(s) of 11169354 entries each on "
         "cpu, fewer than 4: no faster than the loop)." in caplog.text
     )
-    monkeypatch.setattr(per_call, "CPU_CALL_ELEMENTS", 2**30)  # room for a GPU's share of problems
     attack = dict(iterations=2, restarts=1, signed=False)
     loop = attack_images(GradientInversion(vectorize=False, **attack), resnet(), CIFAR_LIKE, 2, client_mode)
     caplog.clear()
-    with caplog.at_level("INFO"):
-        batched = attack_images(GradientInversion(vectorize=True, **attack), resnet(), CIFAR_LIKE, 2, client_mode)
+    with caplog.at_level("INFO"):  # attack.per_call chooses for the user: both problems in one call
+        batched = attack_images(
+            GradientInversion(vectorize=True, per_call=2, **attack), resnet(), CIFAR_LIKE, 2, client_mode
+        )
     assert "one by one" not in caplog.text and "not folding" not in caplog.text, caplog.text
     assert_same(loop, batched)
 

@@ -18,6 +18,7 @@ from tests.helpers import REPO_ROOT, compose_config, run_config
         (["model.dropout=-0.1"], "model.dropout must be a number in [0, 1), got -0.1."),
         (["attack.iterations=-5"], "attack.iterations must be a positive integer, got -5."),
         (["attack.restarts=0"], "attack.restarts must be a positive integer, got 0."),
+        (["attack.per_call=0"], "attack.per_call must be a positive integer or null (automatic), got 0."),
         (["model=vit_b16"], "model.patch_size must be a positive integer dividing the image size 28, got 16."),
         (["dataset=folder"], "dataset.path is required for dataset=folder: set it to a folder of images."),
         (["dataset=imagenet"], "dataset.root is required for dataset=imagenet"),
@@ -134,6 +135,7 @@ def test_training_fields_are_checked(tmp_path, override, message):
         (["--cells", "mlp:mnist:3:dlgg"], "--cells names attack 'dlgg'; known: dia, dlg"),
         (["--dropout", "1.5"], "--dropout must lie in [0, 1), got 1.5"),
         (["--repeats", "0"], "--repeats must be a positive count, got 0"),
+        (["--per-call", "0"], "--per-call must be a positive count, got 0"),
     ],
 )
 def test_bench_arguments_are_one_sentence(argv, message, capsys):
