@@ -59,7 +59,7 @@ FEDAVG_P      ?= 0,0.25
 FEDAVG_ATTACKS ?= ig,dia
 FEDAVG_ITERS  ?= $(if $(QUICK),100,24000)
 SWEEP_RUN      = $(PYTHON) gradinv/main.py -m trainer.enable_progress_bar=false
-BUDGET         = attack.iterations=$(ITERS) dataset.num_victims=$(VICTIMS)
+BUDGET         = attack.optim.iterations=$(ITERS) dataset.num_victims=$(VICTIMS)
 # The DIA paper's setting (conf/experiment/dia_paper.yaml) for every attack of its table, so
 # that IG differs from DIA only in the masks.
 DIA_ITERS     ?= 20000
@@ -75,14 +75,14 @@ need           = $(or $($(1)),$(error $@ without QUICK=1 needs $(1)=..., e.g. $(
 table-dia: $(STAMP) ## DIA paper: 4 models x MNIST, CIFAR-10, ImageNet x p x IG, DIA, WIIG (QUICK=1: CPU)
 ifeq ($(QUICK),)
 	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/small attack=$(DIA_ATTACKS) dataset=$(DATASETS) \
-	  model=$(DIA_MODELS) model.dropout=$(P) $(DIA_SETTING) attack.iterations=$(DIA_ITERS) $(ARGS)
+	  model=$(DIA_MODELS) model.dropout=$(P) $(DIA_SETTING) attack.optim.iterations=$(DIA_ITERS) $(ARGS)
 	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/imagenet attack=$(DIA_ATTACKS) dataset=imagenet \
 	  dataset.root=$(call need,IMAGENET_ROOT) model=$(DIA_IMAGENET_MODELS) model.dropout=$(P) \
-	  $(DIA_SETTING) attack.iterations=$(DIA_ITERS) $(ARGS)
+	  $(DIA_SETTING) attack.optim.iterations=$(DIA_ITERS) $(ARGS)
 else
 	$(foreach b,$(DIA_QUICK_BUDGETS),$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/$(call budget_model,$(b)) \
 	  attack=$(DIA_ATTACKS) dataset=$(DIA_QUICK_DATASETS) model=$(call budget_model,$(b)) \
-	  model.dropout=$(DIA_QUICK_P) $(DIA_SETTING) attack.iterations=$(call budget_iters,$(b)) $(ARGS) &&) true
+	  model.dropout=$(DIA_QUICK_P) $(DIA_SETTING) attack.optim.iterations=$(call budget_iters,$(b)) $(ARGS) &&) true
 endif
 	$(ANALYZE)
 
@@ -103,6 +103,6 @@ table-ppp: $(STAMP) ## Defenses: bare, PRECODE, PPP, noise x IG, PRECODE-aware I
 table-fedavg: $(STAMP) ## FedAvg: MLP, CNN x batch 1, 4, 8 x local steps 1, 5 x p x IG, DIA, labels inferred (QUICK=1: CPU)
 	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP) client=fedavg dataset=cifar10 model=$(FEDAVG_MODELS) \
 	  dataset.batch_size=$(FEDAVG_BATCHES) client.local_steps=$(FEDAVG_STEPS) model.dropout=$(FEDAVG_P) \
-	  attack=$(FEDAVG_ATTACKS) threat.labels=false attack.iterations=$(FEDAVG_ITERS) \
+	  attack=$(FEDAVG_ATTACKS) threat.labels=false attack.optim.iterations=$(FEDAVG_ITERS) \
 	  dataset.num_victims=$(VICTIMS) $(ARGS)
 	$(ANALYZE) --by dataset.batch_size --by client.local_steps

@@ -14,7 +14,7 @@ from gradinv.federated.update import PrivateRecord
 from gradinv.metrics.image_quality import image_quality
 from gradinv.metrics.labels import label_multiset_accuracy
 from gradinv.metrics.masks import mask_metrics
-from gradinv.schema import IMAGE_METRICS, ImageScore, gradient_metric
+from gradinv.schema import IMAGE_METRICS, ImageScore
 
 
 @dataclass
@@ -33,10 +33,10 @@ def evaluate(
     records: Sequence[PrivateRecord],
     reconstructions: Sequence[Reconstruction],
     spec: DataSpec,
-    gradient_distance: str,
+    gradient_metric: str,
 ) -> Scores:
     """Per-image and mean metrics, plus the matched pixel-space images for the picture;
-    ``gradient_distance`` names what the reconstructions' ``gradient_loss`` measures."""
+    ``gradient_metric`` names what the reconstructions' ``gradient_distance`` is."""
     per_image: list[ImageScore] = []
     originals, matched, orders = [], [], []
     lpips_reason = None
@@ -64,8 +64,7 @@ def evaluate(
         label_multiset_accuracy(record.labels.cpu(), rec.labels.cpu())
         for record, rec in zip(records, reconstructions)
     )
-    distances = [rec.gradient_loss for rec in reconstructions]
-    metrics[gradient_metric(gradient_distance)] = fmean(distances)
+    metrics[gradient_metric] = fmean(rec.gradient_distance for rec in reconstructions)
     reasons = {"lpips": lpips_reason} if metrics["lpips"] is None else {}
     masks, mask_reason = mask_metrics(
         [record.masks for record in records], [rec.masks for rec in reconstructions], orders

@@ -17,6 +17,7 @@ from torch import nn
 from gradinv.attacks.base import AttackRuntime, ServerView
 from gradinv.data.datasets import ImageDataset
 from gradinv.defenses.base import Defense
+from gradinv.device import run_device
 from gradinv.errors import ConfigError, instantiate
 from gradinv.evaluation import Scores, evaluate
 from gradinv.federated.client import FederatedClient
@@ -150,7 +151,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     if logger is not None:
-        logger.log_hyperparams({**choices(cfg), "iterations": cfg.attack.get("iterations")})
+        logger.log_hyperparams({**choices(cfg), "iterations": budget(cfg)})
 
     def make_trainer(callbacks: list[L.Callback]) -> L.Trainer:
         bar = [AttackProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
@@ -167,7 +168,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
 
     if cfg.get("metrics", {}).get("lpips_download", False):
         fetch_weights()
-    scores = evaluate(records, reconstructions, spec, attack.gradient_distance)
+    scores = evaluate(records, reconstructions, spec, attack.gradient_metric)
     save_reconstruction(
         scores.originals, scores.reconstructions, run_dir() / PICTURE_FILE,
         scores.per_image, title=cell_title(choices(cfg)),
@@ -176,7 +177,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     timing = Timing(
         total_seconds=time.perf_counter() - started,
         attack_seconds=attack_seconds,
-        iterations=cfg.attack.get("iterations"),
+        iterations=budget(cfg),
         optimizer_steps=steps,
         seconds_per_iteration=attack_seconds / steps if steps else None,
     )
@@ -195,15 +196,9 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     return results.record.to_dict()
 
 
-def run_device(accelerator: str):
-    """The device of ``trainer.accelerator``; one sentence when that accelerator is absent."""
-    try:
-        return L.Fabric(accelerator=accelerator, devices=1).device
-    except (RuntimeError, ValueError) as error:  # Lightning's MisconfigurationException is one
-        raise ConfigError(
-            f"trainer.accelerator={accelerator} is not available here ({error}); use "
-            "trainer.accelerator=cpu, or auto, which takes a GPU when there is one and the CPU otherwise."
-        ) from None
+def budget(cfg: DictConfig) -> int | None:
+    """The attack's iteration budget (``attack.optim.iterations``; None for closed-form attacks)."""
+    return cfg.attack.get("optim", {}).get("iterations")
 
 
 def cell_title(cell: dict[str, Any]) -> str:

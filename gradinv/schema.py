@@ -47,12 +47,6 @@ LABELS = {
 }
 
 
-def gradient_metric(distance: str) -> str:
-    """The metric that reports an attack's final gradient distance, named after the distance:
-    'cosine_distance' -> 'gradient_cosine_distance'."""
-    return f"gradient_{distance}"
-
-
 def metric_label(metric: str) -> str:
     """The human label of ``metric``, or the name itself when it has none."""
     return LABELS.get(metric, metric)

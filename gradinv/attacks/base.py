@@ -64,7 +64,7 @@ class Reconstruction:
 
     images: torch.Tensor
     labels: torch.Tensor
-    gradient_loss: float
+    gradient_distance: float
     iterations: int
     masks: dict[str, torch.Tensor] | None = None
 
@@ -88,9 +88,9 @@ class Attack(ABC):
     #: Attacks that solve the exact gradient's equations (R-GAP) set this; the experiment then
     #: refuses defenses whose ``perturbs_update`` is set.
     needs_exact_update = False
-    #: What ``Reconstruction.gradient_loss`` measures, e.g. 'cosine_distance'; results.json
-    #: reports its mean as ``gradinv.schema.gradient_metric`` of it.
-    gradient_distance: str
+    #: The metric that ``Reconstruction.gradient_distance`` is, e.g. 'gradient_cosine_distance';
+    #: results.json reports its mean under this name.
+    gradient_metric: str
 
     @abstractmethod
     def knowledge(self) -> dict[str, Any]:

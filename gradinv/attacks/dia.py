@@ -25,7 +25,7 @@ from gradinv.models.dropout import active_sites
 class DropoutInversion(GradientInversion):
     """IG plus one learnable mask per active dropout site."""
 
-    def __init__(self, mask_lr: float | None = None, mask_init: str = "bernoulli", **kwargs: Any) -> None:
+    def __init__(self, mask_lr: float | None, mask_init: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if mask_lr is not None and not mask_lr > 0:
             raise ConfigError(f"attack.mask_lr must be positive or null (the images' lr), got {mask_lr}.")

@@ -9,20 +9,22 @@ import torch
 Gradients = dict[str, torch.Tensor]
 
 
-def cosine_distance(candidate: Gradients, target: Gradients) -> torch.Tensor:
-    """1 - cosine similarity of all layers' gradients taken as one vector (Geiping et al. 2020)."""
+def cosine_distance(candidate: Gradients, target: Gradients, target_norm: torch.Tensor | None = None) -> torch.Tensor:
+    """1 - cosine similarity of all layers' gradients taken as one vector (Geiping et al. 2020);
+    ``target_norm`` (its squared norm), constant over an attack, can be given once."""
     dot = sum((candidate[k] * target[k]).sum() for k in target)
     cand_norm = sum(candidate[k].pow(2).sum() for k in target).sqrt()
-    target_norm = sum(target[k].pow(2).sum() for k in target).sqrt()
-    return 1 - dot / (cand_norm * target_norm).clamp_min(1e-12)
+    if target_norm is None:
+        target_norm = sum(target[k].pow(2).sum() for k in target)
+    return 1 - dot / (cand_norm * target_norm.sqrt()).clamp_min(1e-12)
 
 
-def squared_distance(candidate: Gradients, target: Gradients) -> torch.Tensor:
-    """Sum of squared differences over all layers (Zhu et al. 2019, DLG)."""
+def squared_distance(candidate: Gradients, target: Gradients, target_norm: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum of squared differences over all layers (Zhu et al. 2019, DLG); ``target_norm`` unused."""
     return sum((candidate[k] - target[k]).pow(2).sum() for k in target)
 
 
-OBJECTIVES: dict[str, Callable[[Gradients, Gradients], torch.Tensor]] = {
+OBJECTIVES: dict[str, Callable[..., torch.Tensor]] = {
     "cosine": cosine_distance,
     "l2": squared_distance,
 }

@@ -2,8 +2,9 @@
 
 Each regularizer is a small module with a non-negative ``weight``; ``attack.regularizers`` maps
 names to them (``_target_`` entries, as breaching composes its regularizers), and the attack's
-penalty is the sum of their weighted terms, in the order listed. A new prior is a subclass of
-``Regularizer`` and one YAML entry.
+penalty is the sum of their weighted terms, in the order listed. Terms are computed for all
+problems at once: images and variables come stacked along a leading problem axis, and each term
+is one value per problem. A new prior is a subclass of ``Regularizer`` and one YAML entry.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Regularizer(ABC):
 
     @abstractmethod
     def terms(self, images: torch.Tensor, variables: dict[str, Variable]) -> Iterator[torch.Tensor]:
-        """The weighted penalty terms (one per site for per-site priors)."""
+        """The weighted penalty terms, each of shape (problems,) (one per site for per-site priors)."""
 
 
 class TotalVariation(Regularizer):
@@ -40,11 +41,12 @@ class MaskRate(Regularizer):
     def terms(self, images: torch.Tensor, variables: dict[str, Variable]) -> Iterator[torch.Tensor]:
         for variable in variables.values():
             if isinstance(variable, DropoutMask):
-                yield self.weight * (1 - variable.value.mean() - variable.rate).abs()
+                yield self.weight * (1 - variable.value.flatten(1).mean(dim=1) - variable.rate).abs()
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference between neighbouring pixels, horizontally plus vertically."""
-    dx = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
-    dy = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
+    """Per problem (leading axis), the mean absolute difference between neighbouring pixels,
+    horizontally plus vertically."""
+    dx = (images[..., :, 1:] - images[..., :, :-1]).abs().flatten(1).mean(dim=1)
+    dy = (images[..., 1:, :] - images[..., :-1, :]).abs().flatten(1).mean(dim=1)
     return dx + dy

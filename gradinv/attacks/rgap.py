@@ -35,8 +35,8 @@ class RGAP(Attack):
 
     #: R-GAP solves the exact gradient's equations: defenses that perturb it are refused.
     needs_exact_update = True
-    #: ``Reconstruction.gradient_loss`` is ``gradient_residual``'s relative squared distance.
-    gradient_distance = "relative_squared_distance"
+    #: ``Reconstruction.gradient_distance`` is ``gradient_residual``'s relative squared distance.
+    gradient_metric = "gradient_relative_squared_distance"
 
     def __init__(self, labels_known: bool = True, masks_known: bool = False) -> None:
         self.labels_known = labels_known
@@ -67,7 +67,7 @@ class RGAP(Attack):
                 Reconstruction(
                     images=image,
                     labels=labels,
-                    gradient_loss=gradient_residual(server, update, image, labels),
+                    gradient_distance=gradient_residual(server, update, image, labels),
                     iterations=0,
                 )
             )

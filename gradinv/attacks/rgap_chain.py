@@ -6,7 +6,8 @@ Not every model has a Sequential ``features`` (the ViT has none); R-GAP's own mo
 cnn6d and fcn3 are such chains.
 
 Every convolution and linear layer becomes a ``Step`` written as a convolution (a linear layer
-is a 1x1 convolution on a 1x1 image), in float64. Any layer it cannot invert stops the run with
+is a 1x1 convolution on a 1x1 image), in float64 on the CPU (R-GAP's least-squares solves run
+there through LAPACK, for a model on any device). Any layer it cannot invert stops the run with
 one sentence naming the layer and why.
 """
 
@@ -102,8 +103,8 @@ def _leaves(module: nn.Module, prefix: str):
 
 
 def _step(name: str, layer: nn.Module, in_shape: tuple[int, ...]) -> Step:
-    weight = layer.weight.detach().double()
-    bias = None if layer.bias is None else layer.bias.detach().double()
+    weight = layer.weight.detach().cpu().double()  # R-GAP solves on the CPU, whatever the model's device
+    bias = None if layer.bias is None else layer.bias.detach().cpu().double()
     if isinstance(layer, nn.Linear):
         shape = (int(torch.tensor(in_shape).prod()), 1, 1)
         weight, stride, padding = weight[:, :, None, None], (1, 1), (0, 0)

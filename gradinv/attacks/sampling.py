@@ -1,10 +1,11 @@
 """Randomness for the layers that sample on the attacker's side too (PRECODE's bottleneck).
 
-Such a layer draws in every mode, so the attacker's forward needs a draw per step: fresh from
-the problem's own generator (the client's draw is unknown), or the client's recorded draw when
-the threat model grants it (``attack.samples_known``). Under FedAvg every local step draws its
-own. One ``LayerSamples`` belongs to one problem, so vectorized and one-by-one runs draw the
-same values.
+Such a layer draws in every mode, so the attacker's forward needs a draw per step: fresh (the
+client's draw is unknown), or the client's recorded draw when the threat model grants it
+(``attack.samples_known``). Under FedAvg every local step draws its own. A fresh draw is a
+function of the problem's seed, its step and the draw's stream (``draw_counted``, the
+counter-based stream of ``gradinv.models.random_stream``): the same on every device and for any
+grouping of problems, and replayable inside a CUDA graph.
 """
 
 from __future__ import annotations
@@ -36,19 +37,35 @@ class LayerSamples:
             )
         self.granted = granted if known else None
         self.seed = seed
-        self.generator: torch.Generator | None = None
 
     @property
     def layout(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
         """The draws' keys and shapes (problems with equal layouts can be stacked)."""
         return tuple((key, tuple(shape)) for key, (_, shape) in self.layers.items())
 
-    def start(self, device: torch.device) -> None:
-        """Seed the problem's generator on the device the attack runs on."""
-        self.generator = torch.Generator(device=device).manual_seed(self.seed)
 
-    def draw(self, like: torch.Tensor) -> Tensors:
-        """This step's draws, on ``like``'s device and dtype."""
+class StackedSamples:
+    """The draws of a group of problems with one layout, stacked along a leading problem axis."""
+
+    def __init__(self, samples: list[LayerSamples], device: torch.device, dtype: torch.dtype) -> None:
+        if len({s.layout for s in samples}) != 1:
+            raise ValueError("stacked problems must draw the same layers and shapes")
+        self.layers = samples[0].layers
+        self.streams = {key: stream for stream, key in enumerate(sorted(self.layers))}
+        self.seeds = torch.tensor([s.seed for s in samples], dtype=torch.int64, device=device)
+        self.dtype = dtype
+        self.granted = None
+        if self.layers and samples[0].granted is not None:
+            self.granted = {
+                key: torch.stack([s.granted[key] for s in samples]).to(device, dtype) for key in self.layers
+            }
+
+    def draw(self, counters: torch.Tensor, rows: slice = slice(None)) -> Tensors:
+        """The draws of problems ``rows`` at their step ``counters`` (one per problem in ``rows``)."""
         if self.granted is not None:
-            return {key: self.granted[key].to(like.device) for key in self.layers}
-        return {key: layer.draw(shape, like, self.generator) for key, (layer, shape) in self.layers.items()}
+            return {key: value[rows] for key, value in self.granted.items()}
+        seeds = self.seeds[rows]
+        return {
+            key: layer.draw_counted(torch.Size(shape), seeds, counters, self.streams[key], self.dtype)
+            for key, (layer, shape) in self.layers.items()
+        }

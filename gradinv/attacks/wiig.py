@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradinv.attacks.gradient_inversion import GradientInversion, Problem, Tensors, Variables
+from gradinv.attacks.gradient_inversion import GradientInversion, Problem, Tensors
 from gradinv.errors import ConfigError
 
 
 class WellInformedIG(GradientInversion):
     """DIA's optimization over the images only, the forward pass using the client's true masks."""
 
-    def __init__(self, masks_known: bool = True, **kwargs: Any) -> None:
+    def __init__(self, masks_known: bool, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if masks_known is not True:
             raise ConfigError(
@@ -28,7 +28,7 @@ class WellInformedIG(GradientInversion):
     def knowledge(self) -> dict[str, Any]:
         return {**super().knowledge(), "masks_known": True}
 
-    def buffers(self, problem: Problem, variables: Variables) -> Tensors:
+    def buffers(self, problem: Problem) -> Tensors:
         """The client's recorded masks, replayed in every forward pass."""
         if problem.update.masks is None:
             raise ConfigError(

@@ -21,10 +21,12 @@ def check_sigma(sigma: float) -> float:
 
 
 def add_noise(gradients: Gradients, names: Iterable[str], sigma: float) -> Gradients:
-    """Add N(0, sigma^2) from torch's global RNG to the named gradients; the rest pass unchanged."""
+    """Add N(0, sigma^2) to the named gradients; the rest pass unchanged. The noise comes from
+    torch's global CPU generator, so a seed gives the same update on every device."""
     noisy = set(names)
     return {
-        k: g + sigma * torch.randn_like(g) if k in noisy else g for k, g in gradients.items()
+        k: g + sigma * torch.randn(g.shape, dtype=g.dtype).to(g.device) if k in noisy else g
+        for k, g in gradients.items()
     }
 
 

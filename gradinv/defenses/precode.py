@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gradinv.models.random_stream import standard_normals
 from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError
 from gradinv.models.auxiliary import AuxiliaryLoss
@@ -43,8 +44,14 @@ class VariationalBottleneck(StochasticLayer, AuxiliaryLoss):
     def randomness_shape(self, x: torch.Tensor) -> torch.Size:
         return torch.Size((*x.shape[:-1], self.latent))
 
-    def draw(self, shape: torch.Size, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(shape, dtype=like.dtype, device=like.device, generator=generator)
+    def draw_cpu(self, shape: torch.Size, dtype: torch.dtype, generator: torch.Generator | None) -> torch.Tensor:
+        return torch.randn(shape, dtype=dtype, generator=generator)
+
+    def draw_counted(
+        self, shape: torch.Size, seeds: torch.Tensor, counters: torch.Tensor, stream: int, dtype: torch.dtype
+    ) -> torch.Tensor:
+        noise = standard_normals(seeds, counters, stream, shape.numel())
+        return noise.to(dtype).view(len(seeds), *shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean, raw_scale = self.encoder(x).split(self.latent, dim=-1)

@@ -42,7 +42,10 @@ class ConvergenceMonitor(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if self.every <= 0 or (batch_idx + 1) % self.every:
             return
-        point = CurvePoint(fit=self.fits - 1, step=batch_idx + 1, loss=pl_module.last_loss)
+        loss = pl_module.last_loss
+        if loss is None:  # every problem had stopped: the fit is ending
+            return
+        point = CurvePoint(fit=self.fits - 1, step=batch_idx + 1, loss=loss)
         psnr = [
             peak_signal_noise_ratio(
                 self.spec.denormalize(images).cpu(),

@@ -7,6 +7,11 @@ a supplied tensor is used in every mode, so a client's draws replay exactly and 
 can learn or sample them outside the model. Without one, ``samples_in_eval`` says whether the
 layer still draws in eval mode (PRECODE's bottleneck, as its authors' always samples) or is
 switched off there (dropout, as ``torch.nn.Dropout``).
+
+Draws are device-independent: a layer's own draws come from torch's CPU generator and move to
+the activation's device (a run with the same seed draws the same masks and samples on a CPU
+and a GPU), and an attacker's per-step draws come from the counter-based stream
+(``gradinv.models.random_stream``) through ``draw_counted``.
 """
 
 from __future__ import annotations
@@ -44,7 +49,19 @@ class StochasticLayer(nn.Module):
         raise NotImplementedError
 
     def draw(self, shape: torch.Size, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A fresh draw of the randomness, with the dtype and device of ``like``."""
+        """A fresh draw of the randomness from a CPU ``generator`` (torch's default one if None),
+        with the dtype and device of ``like``."""
+        return self.draw_cpu(shape, like.dtype, generator).to(like.device)
+
+    def draw_cpu(self, shape: torch.Size, dtype: torch.dtype, generator: torch.Generator | None) -> torch.Tensor:
+        """A fresh draw on the CPU: the layer's distribution."""
+        raise NotImplementedError
+
+    def draw_counted(
+        self, shape: torch.Size, seeds: torch.Tensor, counters: torch.Tensor, stream: int, dtype: torch.dtype
+    ) -> torch.Tensor:
+        """One draw per problem, shaped (problems, *shape), from the counter-based stream at
+        ``seeds`` (int64 per problem), ``counters`` (the problems' steps) and ``stream``."""
         raise NotImplementedError
 
     def sample(self, x: torch.Tensor) -> torch.Tensor | None:

@@ -3,18 +3,42 @@ in-process with a quiet trainer, and the comparison of two runs' reconstructions
 
 from __future__ import annotations
 
+from typing import Any
+
 import lightning as L
 import pytest
 import torch
 
 from gradinv.attacks.base import AttackRuntime, ServerView
+from gradinv.attacks.engine import InversionEngine
 from gradinv.attacks.gradient_inversion import GradientInversion
 from gradinv.data.spec import DataSpec
 from gradinv.defenses.base import Defense
+from gradinv.errors import instantiate
 from gradinv.federated.client import FederatedClient
 from gradinv.models.mlp import MLP
+from tests.helpers import option
 
 MNIST_LIKE = DataSpec("tiny", 1, 8, 10, (0.5,), (0.5,))
+
+
+def make_attack(name: str = "ig", cls: type | None = None, optim: dict[str, Any] | None = None, **fields: Any):
+    """The attack of ``conf/attack/<name>.yaml`` (the one set of defaults) with ``fields`` and
+    ``optim`` fields replaced and, for a test's subclass, ``cls`` as its class."""
+    cfg = option("attack", name)
+    for key, value in fields.items():
+        cfg[key] = value
+    for key, value in (optim or {}).items():
+        cfg.optim[key] = value
+    if cls is not None:
+        cfg._target_ = f"{cls.__module__}.{cls.__qualname__}"
+    return instantiate(cfg)
+
+
+def engine_for(attack: GradientInversion, server: ServerView, updates: list, device: str = "cpu") -> InversionEngine:
+    """The engine of a fit over every update's first restart (victim v seeded by v), on ``device``."""
+    problems = [attack.problem(server, v, 0, u, v) for v, u in enumerate(updates)]
+    return InversionEngine(attack, server, problems, torch.device(device))
 
 
 def quiet_trainer(callbacks: list) -> L.Trainer:
@@ -47,7 +71,7 @@ def attack_images(
 def assert_same(first: list, second: list) -> None:
     for a, b in zip(first, second, strict=True):
         torch.testing.assert_close(a.images, b.images, atol=1e-4, rtol=1e-3)
-        assert a.gradient_loss == pytest.approx(b.gradient_loss, rel=1e-3)
+        assert a.gradient_distance == pytest.approx(b.gradient_distance, rel=1e-3)
         assert a.iterations == b.iterations
         for key in a.masks or {}:
             torch.testing.assert_close(a.masks[key], b.masks[key], atol=1e-4, rtol=1e-3)

@@ -19,13 +19,13 @@ import torch
 
 from gradinv.attacks import per_call
 from gradinv.attacks.base import ServerView
-from gradinv.attacks.dia import DropoutInversion
-from gradinv.attacks.gradient_inversion import InversionModule
+from gradinv.attacks.batching import Batching
 from gradinv.data.datasets import CIFAR10
 from gradinv.data.victims import VictimBatch
 from gradinv.errors import instantiate
 from gradinv.federated.client import FederatedClient
 from gradinv.models.build import build_model
+from tests.attacks.helpers import engine_for, make_attack
 from tests.helpers import CONF, option
 
 MODELS = sorted(p.stem for p in (Path(CONF) / "model").glob("*.yaml"))
@@ -35,13 +35,13 @@ DEFENSES = sorted(
 )
 
 
-def _expected(name: str, defense: str, normalization: str) -> str | None:
+def _expected(name: str, defense: str, normalization: str) -> str:
     """The path a cell must take: folded unless PRECODE's KL term (an auxiliary loss) rules it
     out: then vmap, except through layer norm or batch statistics (no torch.func through
     them: the loop)."""
     if defense == "precode":
         statistics = name.startswith("vit") or (name == "resnet18" and normalization == "batch")
-        return None if statistics else "vmap"
+        return "loop" if statistics else "vmap"
     return "folded"
 
 
@@ -80,23 +80,20 @@ def test_batched_distances_and_gradients_equal_the_loop(name, defense, normaliza
         ))[0]
         for _ in range(2)
     ]
-    attack = DropoutInversion(iterations=1)
-    problems = [attack.problem(server, v, 0, u, v) for v, u in enumerate(updates)]
-    module = InversionModule(attack, server, problems)
     with caplog.at_level("INFO"):
-        module.on_fit_start()
-    assert module.batching == _expected(name, defense, normalization), caplog.text
-    if module.batching is None:
+        engine = engine_for(make_attack("dia"), server, updates)
+    assert engine.batching == _expected(name, defense, normalization), caplog.text
+    if engine.batching == "loop":
         assert "one by one" in caplog.text
         return
-    inputs = [[p for p in module.candidates[i].parameters()] for i in (0, 1)]
-    assert len(inputs[0]) > 1, "DIA learns no mask at p = 0.25"
-    batched = module.batched_loss([0, 1])
-    fast = torch.autograd.grad(batched.sum(), inputs[0] + inputs[1])
-    for problem in problems:
-        problem.samples.start(module.device)  # the loop draws PRECODE's samples anew
-    one = [module.loss(i) for i in (0, 1)]
-    slow = [g for i in (0, 1) for g in torch.autograd.grad(one[i], inputs[i])]
-    torch.testing.assert_close(batched, torch.stack(one), rtol=1e-10, atol=1e-12)
-    for a, b in zip(fast, slow, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-8 * float(b.abs().max()))
+    assert len(engine.layout.columns) > 1, "DIA learns no mask at p = 0.25"
+    counters = engine.progress.steps
+    fast = engine.loss.value_and_grad(engine.theta, counters)
+    engine.loss.batching = Batching("loop")
+    slow = engine.loss.value_and_grad(engine.theta, counters)
+    torch.testing.assert_close(fast[0], slow[0], rtol=1e-10, atol=1e-12)
+    (fast_images, fast_masks), (slow_images, slow_masks) = (engine.layout.views(g) for g in (fast[1], slow[1]))
+    pairs = [(fast_images, slow_images)] + [(fast_masks[k].value, slow_masks[k].value) for k in slow_masks]
+    for a, b in pairs:  # each problem's gradient of each tensor
+        for i in range(len(updates)):
+            torch.testing.assert_close(a[i], b[i], rtol=1e-8, atol=1e-8 * float(b[i].abs().max()))

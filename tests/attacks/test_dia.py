@@ -8,12 +8,8 @@ import pytest
 import torch
 
 from gradinv.attacks.base import ServerView
-from gradinv.attacks.dia import DropoutInversion
-from gradinv.attacks.gradient_inversion import InversionModule
 from gradinv.attacks.objectives import OBJECTIVES
-from gradinv.attacks.regularizers import MaskRate
 from gradinv.attacks.variables import DropoutMask, Variable
-from gradinv.attacks.wiig import WellInformedIG
 from gradinv.data.datasets import MNIST
 from gradinv.defenses.base import NoDefense
 from gradinv.errors import ConfigError
@@ -21,6 +17,7 @@ from gradinv.federated.client import FederatedClient
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.models.mlp import MLP
 from gradinv.models.vit import ViT
+from tests.attacks.helpers import engine_for, make_attack
 from tests.helpers import run_config
 
 # 4 shipped MNIST digits batched in one victim, the issue's reference setting.
@@ -40,7 +37,7 @@ def shared_round(p: float, share_masks: bool, batch: int = 4):
 
 def test_dia_learns_the_true_masks_far_above_chance(tmp_path):
     outcome = run_config(
-        ["attack=dia", "attack.iterations=100", "attack.log_psnr_every=50", *MNIST4], tmp_path
+        ["attack=dia", "attack.optim.iterations=100", "attack.log_psnr_every=50", *MNIST4], tmp_path
     )
     metrics = outcome["metrics"]
     # The convergence curve records PSNR, loss and mask accuracy every 50 steps.
@@ -54,7 +51,7 @@ def test_dia_learns_the_true_masks_far_above_chance(tmp_path):
 
 
 def test_dia_beats_ig_by_a_wide_margin_under_dropout(tmp_path):
-    budget = ["attack.iterations=100", *MNIST4]
+    budget = ["attack.optim.iterations=100", *MNIST4]
     dia = run_config(["attack=dia", *budget], tmp_path / "dia")["metrics"]
     ig = run_config(["attack=ig", *budget], tmp_path / "ig")["metrics"]
     assert ig["psnr"] < 22
@@ -64,7 +61,7 @@ def test_dia_beats_ig_by_a_wide_margin_under_dropout(tmp_path):
 
 def test_dia_without_dropout_is_exactly_ig_in_the_default_setting(tmp_path):
     """With no experiment chosen, ig and dia share one setting: at p = 0 they are one attack."""
-    budget = ["attack.iterations=20", "dataset.batch_size=2", "model.dropout=0"]
+    budget = ["attack.optim.iterations=20", "dataset.batch_size=2", "model.dropout=0"]
     dia = run_config(["attack=dia", *budget], tmp_path / "dia")
     ig = run_config(["attack=ig", *budget], tmp_path / "ig")
     assert dia["per_image"] == ig["per_image"]
@@ -73,12 +70,12 @@ def test_dia_without_dropout_is_exactly_ig_in_the_default_setting(tmp_path):
     assert "p = 0" in dia["unavailable"]["mask_accuracy"]
 
 
-def test_wiig_gradient_loss_is_zero_at_the_true_images():
+def test_wiig_gradient_distance_is_zero_at_the_true_images():
     server, update, record = shared_round(p=0.5, share_masks=True)
-    wiig = WellInformedIG()
+    wiig = make_attack("wiig")
     problem = wiig.problem(server, 0, 0, update, seed=0)
     told = parameter_gradients(
-        server.model, record.images, record.labels, buffers=wiig.buffers(problem, {})
+        server.model, record.images, record.labels, buffers=wiig.buffers(problem)
     )
     blind = parameter_gradients(server.model, record.images, record.labels)
     distance = OBJECTIVES[wiig.objective]
@@ -89,15 +86,15 @@ def test_wiig_gradient_loss_is_zero_at_the_true_images():
 
 def test_wiig_refuses_a_client_that_keeps_its_masks():
     server, update, _ = shared_round(p=0.5, share_masks=False)
-    problem = WellInformedIG().problem(server, 0, 0, update, seed=0)
+    problem = make_attack("wiig").problem(server, 0, 0, update, seed=0)
     with pytest.raises(ConfigError, match="client.share_masks=true"):
-        WellInformedIG().buffers(problem, {})
+        make_attack("wiig").buffers(problem)
     with pytest.raises(ConfigError, match="threat.masks must be true"):
-        WellInformedIG(masks_known=False)
+        make_attack("wiig", masks_known=False)
 
 
 def test_wiig_run_reaches_the_upper_bound_and_records_its_knowledge(tmp_path):
-    outcome = run_config(["attack=wiig", "attack.iterations=100", *MNIST4], tmp_path)
+    outcome = run_config(["attack=wiig", "attack.optim.iterations=100", *MNIST4], tmp_path)
     assert outcome["knowledge"] == {"labels_known": True, "samples_known": False, "masks_known": True, "algorithm": "fedsgd"}
     assert outcome["metrics"]["psnr"] > 35
     assert outcome["metrics"]["mask_accuracy"] is None
@@ -111,7 +108,7 @@ def test_dia_masks_follow_every_site_shape_and_stay_in_the_unit_box():
     update, _ = FederatedClient(copy.deepcopy(model), NoDefense()).share(
         MNIST(batch_size=3).victims(seed=0)[0]
     )
-    dia = DropoutInversion()
+    dia = make_attack("dia")
     masks = dia.init_variables(dia.problem(server, 0, 0, update, 0), server, torch.Generator())
     shapes = {k: tuple(v.value.shape) for k, v in masks.items()}
     # 7 x 7 patches of 4 px plus the class token; attention weights are batch x heads x 50 x 50;
@@ -127,26 +124,28 @@ def test_dia_masks_follow_every_site_shape_and_stay_in_the_unit_box():
     assert all(m.buffer == key for key, m in masks.items())
 
 
-def test_mask_penalty_pulls_the_drop_rate_towards_p():
-    dia = DropoutInversion(regularizers={"mask_rate": MaskRate(1e-4)})
-    images = torch.zeros(1, 1, 4, 4)
-    # A mask keeping half of its units drops 0.5, 0.25 more than p; other kinds pay nothing.
+def test_mask_penalty_pulls_the_drop_rate_towards_p_for_each_problem():
+    mask_rate = {"mask_rate": {"_target_": "gradinv.attacks.regularizers.MaskRate", "weight": 1e-4}}
+    dia = make_attack("dia", regularizers=mask_rate)
+    images = torch.zeros(2, 1, 1, 4, 4)
+    # Stacked over 2 problems: a mask keeping half of its units drops 0.5, 0.25 more than p;
+    # one keeping 3 of 4 drops exactly p. Other kinds of variable pay nothing.
     variables = {
-        "a.mask": DropoutMask(torch.tensor([[1.0, 0.0]]), rate=0.25),
-        "b": Variable(torch.tensor([0.0])),
+        "a.mask": DropoutMask(torch.tensor([[[1.0, 0.0, 1.0, 0.0]], [[1.0, 1.0, 1.0, 0.0]]]), rate=0.25),
+        "b": Variable(torch.tensor([[0.0], [5.0]])),
     }
-    assert float(dia.penalty(images, variables)) == pytest.approx(1e-4 * 0.25)
-    assert float(DropoutInversion(regularizers={}).penalty(images, variables)) == 0.0
+    assert dia.penalty(images, variables).tolist() == pytest.approx([1e-4 * 0.25, 0.0])
+    assert make_attack("dia", regularizers=None).penalty(images, variables).tolist() == [0.0, 0.0]
 
 
 def test_masks_take_their_own_adam_step_when_mask_lr_is_set():
     server, update, _ = shared_round(p=0.25, share_masks=False, batch=1)
-    problems = [DropoutInversion().problem(server, 0, 0, update, seed=0)]
     for mask_lr, expected in ((None, [0.1, 0.1]), (0.01, [0.1, 0.01])):
-        module = InversionModule(DropoutInversion(mask_lr=mask_lr), server, problems)
-        (optimizer,) = module.configure_optimizers()
-        assert [group["lr"] for group in optimizer.param_groups] == expected
-    start = DropoutInversion(mask_init="keep_rate").init_variables(problems[0], server, torch.Generator())
+        engine = engine_for(make_attack("dia", mask_lr=mask_lr), server, [update])
+        assert engine.layout.lrs == expected
+        assert engine.stepper.lr.tolist() == [expected]
+    dia = make_attack("dia", mask_init="keep_rate")
+    start = dia.init_variables(dia.problem(server, 0, 0, update, seed=0), server, torch.Generator())
     assert {float(m.value.unique()) for m in start.values()} == {0.75}
     with pytest.raises(ConfigError, match="attack.mask_lr must be positive"):
-        DropoutInversion(mask_lr=0)
+        make_attack("dia", mask_lr=0)

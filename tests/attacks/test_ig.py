@@ -19,14 +19,15 @@ def test_cosine_distance_treats_all_layers_as_one_vector():
     assert cosine_distance(a, c).item() == pytest.approx(1 - 1 / 3**0.5)
 
 
-def test_total_variation_is_mean_horizontal_plus_mean_vertical_difference():
+def test_total_variation_is_mean_horizontal_plus_mean_vertical_difference_per_problem():
     image = torch.tensor([[[[0.0, 1.0], [2.0, 4.0]]]])
-    assert total_variation(image).item() == pytest.approx((1 + 2) / 2 + (2 + 3) / 2)
+    stacked = torch.stack([image, 2 * image])  # two problems of one image each
+    assert total_variation(stacked).tolist() == pytest.approx([(1 + 2) / 2 + (2 + 3) / 2, 2 * 4.0])
 
 
 def test_ig_reconstructs_shipped_mnist_digits_on_the_mlp(tmp_path):
     outcome = run_config(
-        ["attack.iterations=150", "dataset.batch_size=2"], tmp_path
+        ["attack.optim.iterations=150", "dataset.batch_size=2"], tmp_path
     )
     assert outcome["metrics"]["psnr"] > 30
     assert outcome["metrics"]["ssim"] > 0.95
@@ -38,7 +39,7 @@ def test_ig_reconstructs_shipped_mnist_digits_on_the_mlp(tmp_path):
 
 def test_ig_without_labels_infers_them(tmp_path):
     outcome = run_config(
-        ["attack.iterations=150", "threat.labels=false",
+        ["attack.optim.iterations=150", "threat.labels=false",
          "dataset.num_victims=2"],
         tmp_path,
     )
@@ -47,6 +48,6 @@ def test_ig_without_labels_infers_them(tmp_path):
     assert outcome["metrics"]["psnr"] > 25
 
 
-def test_restarts_keep_the_one_with_lowest_gradient_loss(tmp_path):
-    outcome = run_config(["attack.iterations=20", "attack.restarts=3"], tmp_path)
+def test_restarts_keep_the_one_with_lowest_gradient_distance(tmp_path):
+    outcome = run_config(["attack.optim.iterations=20", "attack.restarts=3"], tmp_path)
     assert outcome["timing"]["optimizer_steps"] == 60

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradinv.attacks.ig import InvertingGradients
+from tests.attacks.helpers import make_attack
 from gradinv.attacks.labels import LABEL_INFERENCE, idlg_label, infer_labels
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import parameter_gradients
@@ -73,7 +73,7 @@ def test_llg_needs_no_head_bias():
 def test_bad_method_stops_with_one_sentence():
     message = f"attack.label_inference must be one of {list(LABEL_INFERENCE)}, got 'lgg'."
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
-        InvertingGradients(label_inference="lgg")
+        make_attack(label_inference="lgg")
 
 
 def test_idlg_refuses_a_batch():
@@ -90,7 +90,7 @@ def test_bias_count_refuses_a_head_without_bias():
 
 def test_ig_infers_a_batchs_labels_on_the_untrained_cnn(tmp_path):
     outcome = run_config(
-        ["model=cnn", "attack.iterations=1", "threat.labels=false",
+        ["model=cnn", "attack.optim.iterations=1", "threat.labels=false",
          "dataset.batch_size=4", "dataset.num_victims=2"],
         tmp_path,
     )

@@ -7,15 +7,17 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gradinv.attacks import batching, per_call
 from gradinv.attacks.base import ServerView
-from gradinv.attacks import per_call
-from gradinv.attacks.gradient_inversion import GradientInversion, InversionModule
+from gradinv.attacks.gradient_inversion import GradientInversion
 from gradinv.attacks.variables import DropoutMask
 from gradinv.data.spec import DataSpec
 from gradinv.models.cnn import CNN
 from gradinv.models.dropout import active_sites, mask_key
 from gradinv.models.resnet import ResNet18
-from tests.attacks.helpers import MNIST_LIKE, assert_same, attack_images, mlp, shared_updates
+from tests.attacks.helpers import (
+    MNIST_LIKE, assert_same, attack_images, engine_for, make_attack, mlp, shared_updates,
+)
 
 CIFAR_LIKE = DataSpec("tiny-rgb", 3, 12, 10, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
@@ -39,8 +41,9 @@ class LearnedMasks(GradientInversion):
         }
 
 
-def ig(attack_cls=GradientInversion, **fields) -> GradientInversion:
-    return attack_cls(iterations=8, restarts=2, signed=False, **fields)
+def ig(attack_cls=None, optim=None, **fields) -> GradientInversion:
+    """IG's setting, 8 unsigned steps, 2 restarts (``attack_cls``: a test's subclass)."""
+    return make_attack(cls=attack_cls, restarts=2, optim={"iterations": 8, "signed": False, **(optim or {})}, **fields)
 
 
 def test_vectorized_ig_equals_one_by_one_on_mlp():
@@ -52,9 +55,9 @@ def test_vectorized_ig_equals_one_by_one_on_mlp():
 
 def test_vectorized_learned_masks_equal_one_by_one_with_early_stopping():
     """Extra variables and buffers go through vmap; stopped problems freeze at their step."""
-    fields = dict(stop_loss=0.6, lr_schedule="plateau", plateau_patience=1)
-    loop = attack_images(ig(LearnedMasks, vectorize=False, **fields), mlp(0.25), MNIST_LIKE, 2)
-    batched = attack_images(ig(LearnedMasks, vectorize=True, **fields), mlp(0.25), MNIST_LIKE, 2)
+    optim = dict(stop_loss=0.6, schedule="plateau", plateau_patience=1)
+    loop = attack_images(ig(LearnedMasks, optim, vectorize=False), mlp(0.25), MNIST_LIKE, 2)
+    batched = attack_images(ig(LearnedMasks, optim, vectorize=True), mlp(0.25), MNIST_LIKE, 2)
     assert_same(loop, batched)
     assert batched[0].masks and set(batched[0].masks) == {"features.3.mask", "features.6.mask"}
     assert any(rec.iterations < 16 for rec in batched)
@@ -71,22 +74,20 @@ def test_vectorized_resnet_with_batch_norm_equals_one_by_one(client_mode, caplog
         return ResNet18(CIFAR_LIKE.shape, 10)
 
     updates = shared_updates(resnet(), CIFAR_LIKE, victims=2, client_mode=client_mode)
-    probe = GradientInversion()
     server = ServerView.of(resnet(), CIFAR_LIKE, client_mode == "train")
-    module = InversionModule(probe, server, [probe.problem(server, v, 0, u, v) for v, u in enumerate(updates)])
     with caplog.at_level("INFO"):
-        module.on_fit_start()
-    assert module.batching is None
+        engine = engine_for(make_attack(), server, updates)
+    assert engine.batching == "loop"
     assert (
         "stepping problems one by one (a folded call holds 3 problem(s) of 11169354 entries each on "
         "cpu, fewer than 4: no faster than the loop)." in caplog.text
     )
-    attack = dict(iterations=2, restarts=1, signed=False)
-    loop = attack_images(GradientInversion(vectorize=False, **attack), resnet(), CIFAR_LIKE, 2, client_mode)
+    optim = dict(iterations=2, signed=False)
+    loop = attack_images(make_attack(vectorize=False, optim=optim), resnet(), CIFAR_LIKE, 2, client_mode)
     caplog.clear()
     with caplog.at_level("INFO"):  # attack.per_call chooses for the user: both problems in one call
         batched = attack_images(
-            GradientInversion(vectorize=True, per_call=2, **attack), resnet(), CIFAR_LIKE, 2, client_mode
+            make_attack(vectorize=True, per_call=2, optim=optim), resnet(), CIFAR_LIKE, 2, client_mode
         )
     assert "one by one" not in caplog.text and "not folding" not in caplog.text, caplog.text
     assert_same(loop, batched)
@@ -100,29 +101,21 @@ def test_batch_norm_folds_on_batch_or_running_statistics():
         torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 10)
     )
     updates = shared_updates(net, MNIST_LIKE, victims=2, batch=2)
-    attack = GradientInversion(iterations=1)
     for batch_statistics in (True, False):
         server = ServerView.of(net, MNIST_LIKE, batch_statistics=batch_statistics)
-        problems = [attack.problem(server, v, 0, u, v) for v, u in enumerate(updates)]
-        module = InversionModule(attack, server, problems)
-        module.on_fit_start()
-        assert module.batching == "folded"
+        assert engine_for(make_attack(), server, updates).batching == "folded"
 
 
 def test_learned_masks_stay_vectorized():
     net = mlp(0.25)
     updates = shared_updates(net, MNIST_LIKE, victims=2)
-    attack = LearnedMasks(iterations=1)
     server = ServerView.of(net, MNIST_LIKE)
-    problems = [attack.problem(server, v, 0, u, v) for v, u in enumerate(updates)]
-    module = InversionModule(attack, server, problems)
-    module.on_fit_start()
-    assert module.batching == "folded"
+    assert engine_for(make_attack(cls=LearnedMasks), server, updates).batching == "folded"
 
 
 def test_vectorized_attack_on_precode_draws_the_same_samples_as_one_by_one():
-    """The attacker's bottleneck samples come from each problem's generator, so vmap and the
-    loop see the same draws and reach the same reconstructions."""
+    """The attacker's bottleneck samples are a function of each problem's seed and step, so
+    vmap and the loop see the same draws and reach the same reconstructions."""
     from gradinv.defenses.precode import Precode
 
     def model():
@@ -132,7 +125,7 @@ def test_vectorized_attack_on_precode_draws_the_same_samples_as_one_by_one():
     loop = attack_images(ig(vectorize=False), model(), MNIST_LIKE, victims=2)
     batched = attack_images(ig(vectorize=True), model(), MNIST_LIKE, victims=2)
     assert_same(loop, batched)
-    assert loop[0].gradient_loss > 1e-4  # fresh samples: the distance does not vanish
+    assert loop[0].gradient_distance > 1e-4  # fresh samples: the distance does not vanish
 
 
 def _small_cnn():
@@ -153,23 +146,20 @@ def test_batched_paths_in_chunks_equal_one_by_one(model, path, monkeypatch):
     (4 + 1 here): folded (convolutions' gradients, linear layers' rows) or vmap (gradients)."""
     server = ServerView.of(model(), CIFAR_LIKE)
     updates = shared_updates(model(), CIFAR_LIKE, victims=5)
-    probe = GradientInversion()
-    module = InversionModule(probe, server, [probe.problem(server, v, 0, u, v) for v, u in enumerate(updates)])
-    module.on_fit_start()
-    assert module.batching == path
+    engine = engine_for(make_attack(), server, updates)
+    assert engine.batching == path
     if path == "folded":
-        formed = module.folding.entries
+        formed = engine.loss.batching.folding.entries
     else:
-        formed = sum(t.numel() for t in module.targets[0].values())
-    assert module.chunk == per_call.CPU_CALL_ELEMENTS // formed
+        formed = sum(t[0].numel() for t in engine.loss.targets.values())
+    assert engine.loss.batching.chunk == per_call.CPU_CALL_ELEMENTS // formed
     monkeypatch.setattr(per_call, "CPU_CALL_ELEMENTS", 4 * formed)
-    attack = dict(iterations=3, restarts=1, signed=False)
-    loop = attack_images(GradientInversion(vectorize=False, **attack), model(), CIFAR_LIKE, 5)
-    batched = attack_images(GradientInversion(vectorize=True, **attack), model(), CIFAR_LIKE, 5)
+    optim = dict(iterations=3, signed=False)
+    loop = attack_images(make_attack(vectorize=False, optim=optim), model(), CIFAR_LIKE, 5)
+    batched = attack_images(make_attack(vectorize=True, optim=optim), model(), CIFAR_LIKE, 5)
     assert_same(loop, batched)
-    module = InversionModule(probe, server, [probe.problem(server, v, 0, u, v) for v, u in enumerate(updates)])
-    module.on_fit_start()
-    assert (module.batching, module.chunk) == (path, 4)
+    engine = engine_for(make_attack(), server, updates)
+    assert (engine.batching, engine.loss.batching.chunk) == (path, 4)
 
 
 def test_problems_per_call_on_a_gpu_are_what_half_its_free_memory_holds(monkeypatch):
@@ -187,27 +177,25 @@ def test_problems_per_call_on_a_gpu_are_what_half_its_free_memory_holds(monkeypa
 
 @pytest.mark.parametrize(("model", "path"), [(_small_cnn, "folded"), (_precode_cnn, "vmap")])
 def test_measuring_a_step_for_the_gpu_leaves_the_attack_unchanged(model, path, monkeypatch):
-    """The probe step that ``peak_bytes`` measures on CUDA runs the path on the first problem
-    and restarts its draws (PRECODE's samples), so the attack's first loss is unchanged."""
+    """The probe step that ``peak_bytes`` measures on CUDA runs the path on the first problem;
+    the attack's draws (PRECODE's samples) depend on no state it could advance, so the
+    attack's first loss is unchanged."""
     for name in ("synchronize", "reset_peak_memory_stats"):
         monkeypatch.setattr(torch.cuda, name, lambda device: None)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 100)  # before the step
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: 3 * 2**20)
     server = ServerView.of(model(), CIFAR_LIKE)
     updates = shared_updates(model(), CIFAR_LIKE, victims=2)
-    attack = GradientInversion()
-    losses = []
-    for measured in (False, True):
-        module = InversionModule(attack, server, [attack.problem(server, v, 0, u, v) for v, u in enumerate(updates)])
-        module.on_fit_start()
-        assert module.batching == path
-        if measured:
-            assert module._step_bytes(path) == 3 * 2**20 - 100
-        losses.append(module.batched_loss([0, 1]))
-    torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=0)
+    engine = engine_for(make_attack(), server, updates)
+    assert engine.batching == path
+    counters = engine.progress.steps
+    before = engine.loss.losses(engine.theta, counters)
+    probe = batching._probe(engine.loss, engine.theta, engine.loss.batching)
+    assert per_call.peak_bytes(probe, torch.device("cuda", 0)) == 3 * 2**20 - 100
+    torch.testing.assert_close(engine.loss.losses(engine.theta, counters), before, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize(("name", "path"), [("cnn", "folded"), ("vit", None), ("lenet", None)])
+@pytest.mark.parametrize(("name", "path"), [("cnn", "folded"), ("vit", "loop"), ("lenet", "loop")])
 def test_a_single_problem_is_folded_only_where_it_forms_far_less(name, path, caplog):
     """One CNN problem folds (its large linear layer sees one row per image); one ViT or LeNet
     problem runs in the loop, where it is faster, and that is no fallback to log."""
@@ -217,10 +205,8 @@ def test_a_single_problem_is_folded_only_where_it_forms_far_less(name, path, cap
 
     model = build_model(option("model", name), CIFAR10.spec, seed=0)
     server = ServerView.of(model, CIFAR10.spec)
-    (update,) = shared_updates(model, CIFAR10.spec, victims=1)
-    attack = GradientInversion()
-    module = InversionModule(attack, server, [attack.problem(server, 0, 0, update, 0)])
+    updates = shared_updates(model, CIFAR10.spec, victims=1)
     with caplog.at_level("INFO"):
-        module.on_fit_start()
-    assert module.batching == path
+        engine = engine_for(make_attack(), server, updates)
+    assert engine.batching == path
     assert "one by one" not in caplog.text

@@ -16,7 +16,7 @@ from tests.helpers import REPO_ROOT, compose_config, run_config
     [
         (["model.dropout=1.0"], "model.dropout must be a number in [0, 1), got 1.0."),
         (["model.dropout=-0.1"], "model.dropout must be a number in [0, 1), got -0.1."),
-        (["attack.iterations=-5"], "attack.iterations must be a positive integer, got -5."),
+        (["attack.optim.iterations=-5"], "attack.optim.iterations must be a positive integer, got -5."),
         (["attack.restarts=0"], "attack.restarts must be a positive integer, got 0."),
         (["attack.per_call=0"], "attack.per_call must be a positive integer or null (automatic), got 0."),
         (["model=vit_b16"], "model.patch_size must be a positive integer dividing the image size 28, got 16."),
@@ -30,8 +30,8 @@ from tests.helpers import REPO_ROOT, compose_config, run_config
         (["seed=abc"], "seed must be an integer, got 'abc'."),
         (["dataset.batch_size=2.0"], "dataset.batch_size must be an integer, got 2.0."),
         (["attack.regularizers.total_variation.weight=abc"], "attack.regularizers.total_variation.weight must be a number, got 'abc'."),
-        (["attack.lr_decay_at=[0.5,x]"], "attack.lr_decay_at must be a list of numbers, got [0.5, 'x']."),
-        (["attack.lr_decay_at=[2.0]"], "attack.lr_decay_at must list fractions of the iterations in (0, 1)"),
+        (["attack.optim.decay_at=[0.5,x]"], "attack.optim.decay_at must be a list of numbers, got [0.5, 'x']."),
+        (["attack.optim.decay_at=[2.0]"], "attack.optim.decay_at must list fractions of the iterations in (0, 1)"),
     ],
 )
 def test_bad_values_raise_one_clear_sentence(tmp_path, overrides, message):

@@ -23,7 +23,7 @@ def test_ppp_noise_touches_exactly_the_layers_before_the_decoder():
 def test_precode_run_writes_results(tmp_path):
     outcome = run_config(
         ["dataset=cifar10", "defense=ppp", "defense.latent=8", "attack=ig_precode",
-         "attack.iterations=2"],
+         "attack.optim.iterations=2"],
         tmp_path,
     )
     assert outcome["metrics"]["psnr"] is not None

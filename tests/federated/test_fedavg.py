@@ -38,7 +38,7 @@ def test_fedavg_fields_that_cannot_work_stop_with_one_sentence(tmp_path):
 
 def test_ig_against_fedavg_recovers_the_batch_and_records_the_procedure(tmp_path):
     outcome = run_config(
-        [*FEDAVG, "client.local_steps=2", "client.local_batch_size=1", "attack.iterations=100"], tmp_path
+        [*FEDAVG, "client.local_steps=2", "client.local_batch_size=1", "attack.optim.iterations=100"], tmp_path
     )
     assert outcome["knowledge"] == {
         "labels_known": True, "samples_known": False, "algorithm": "fedavg", "local_steps": 2,
@@ -49,7 +49,7 @@ def test_ig_against_fedavg_recovers_the_batch_and_records_the_procedure(tmp_path
 
 def test_dia_against_fedavg_learns_one_mask_set_per_local_step(tmp_path):
     outcome = run_config(
-        [*FEDAVG, "attack=dia", "model.dropout=0.25", "client.local_steps=2", "attack.iterations=20"],
+        [*FEDAVG, "attack=dia", "model.dropout=0.25", "client.local_steps=2", "attack.optim.iterations=20"],
         tmp_path,
     )
     sites = {key.removeprefix("mask_accuracy/") for key in outcome["metrics"] if key.startswith("mask_accuracy/")}
@@ -71,7 +71,7 @@ def test_labels_are_inferred_from_a_fedavg_update_as_from_the_mean_gradient():
 
 def test_wiig_against_fedavg_replays_the_masks_of_every_local_step(tmp_path):
     outcome = run_config(
-        [*FEDAVG, "attack=wiig", "model.dropout=0.25", "client.local_steps=2", "attack.iterations=60"],
+        [*FEDAVG, "attack=wiig", "model.dropout=0.25", "client.local_steps=2", "attack.optim.iterations=60"],
         tmp_path,
     )
     assert outcome["knowledge"]["masks_known"] is True and outcome["knowledge"]["local_steps"] == 2

@@ -12,19 +12,19 @@ from tests.helpers import run_config
 
 
 def test_resume_skips_only_a_finished_run_of_the_same_configuration(tmp_path):
-    overrides = ["model.width=32", "attack.iterations=2", "resume=true"]
+    overrides = ["model.width=32", "attack.optim.iterations=2", "resume=true"]
     first = run_config(overrides, tmp_path)
     stored = (tmp_path / "results.json").read_text()
     again = run_config(overrides, tmp_path)
     assert (tmp_path / "results.json").read_text() == stored
     assert again["metrics"] == json.loads(stored)["metrics"] == first["metrics"]
-    with pytest.raises(ConfigError, match=r"another configuration .*attack.iterations: 2 -> 50"):
-        run_config([*overrides, "attack.iterations=50"], tmp_path)
+    with pytest.raises(ConfigError, match=r"another configuration .*attack.optim.iterations: 2 -> 50"):
+        run_config([*overrides, "attack.optim.iterations=50"], tmp_path)
     assert (tmp_path / "results.json").read_text() == stored  # never overwritten
 
 
 def test_resume_reruns_a_failed_run(tmp_path):
     (tmp_path / "results.json").write_text(json.dumps({"status": "failed"}))
-    outcome = run_config(["model.width=32", "attack.iterations=2", "resume=true"], tmp_path)
+    outcome = run_config(["model.width=32", "attack.optim.iterations=2", "resume=true"], tmp_path)
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "ok"
     assert outcome["timing"]["iterations"] == 2

@@ -17,7 +17,7 @@ def _main(*args, cwd=REPO_ROOT):
 
 
 def test_default_run_writes_results_picture_and_offline_wandb(tmp_path):
-    done = _main("attack.iterations=3", f"hydra.run.dir={tmp_path}")
+    done = _main("attack.optim.iterations=3", f"hydra.run.dir={tmp_path}")
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["status"] == "ok"
@@ -37,7 +37,7 @@ def test_default_run_writes_results_picture_and_offline_wandb(tmp_path):
 
 def test_sweep_runs_every_cell_into_its_own_folder(tmp_path):
     done = _main(
-        "-m", "attack=ig", "model.dropout=0,0.25", "attack.iterations=2", "logger=csv",
+        "-m", "attack=ig", "model.dropout=0,0.25", "attack.optim.iterations=2", "logger=csv",
         f"hydra.sweep.dir={tmp_path}",
     )
     assert done.returncode == 0, done.stderr

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import REPO
 
-CELL = ["logger=none", "trainer.enable_progress_bar=false", "model.width=16", "attack.iterations=2"]
+CELL = ["logger=none", "trainer.enable_progress_bar=false", "model.width=16", "attack.optim.iterations=2"]
 
 
 def sweep(folder: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -65,7 +65,7 @@ def test_joblib_sweep_runs_two_parallel_jobs(tmp_path):
     command = [
         sys.executable, "gradinv/main.py", "-m", "hydra/launcher=joblib_local",
         "logger=none", "trainer.enable_progress_bar=false", "model.width=32",
-        "attack.iterations=2", "seed=0,1", f"hydra.sweep.dir={tmp_path}",
+        "attack.optim.iterations=2", "seed=0,1", f"hydra.sweep.dir={tmp_path}",
     ]
     done = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
     assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr

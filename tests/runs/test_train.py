@@ -22,7 +22,7 @@ def test_training_reports_accuracy_and_its_weights_load_for_the_attack(tmp_path)
     assert "bottleneck.decoder.weight" in state
     attacked = run_config(
         ["dataset=cifar10", "model.width=32", "defense=precode", "defense.latent=8",
-         "attack=ig_precode", "attack.iterations=1", f"model.checkpoint={weights}"],
+         "attack=ig_precode", "attack.optim.iterations=1", f"model.checkpoint={weights}"],
         tmp_path / "a",
     )
     assert attacked["metrics"]["psnr"] is not None

@@ -12,7 +12,7 @@ from tests.helpers import run_config
 def test_reconstruction_figure_is_readable_and_the_tensors_are_kept(tmp_path: Path) -> None:
     from PIL import Image
 
-    outcome = run_config(["attack.iterations=3", "dataset.num_victims=2"], tmp_path)
+    outcome = run_config(["attack.optim.iterations=3", "dataset.num_victims=2"], tmp_path)
     width, height = Image.open(tmp_path / "reconstruction.png").size
     assert width >= 2 * 96 and height >= 2 * 96  # two 28 px digits, each scaled to >= 96 px
     saved = torch.load(tmp_path / "reconstruction.pt", weights_only=True)

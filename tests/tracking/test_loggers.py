@@ -29,7 +29,7 @@ def test_wandb_offline_run_holds_the_per_image_table(tmp_path: Path, monkeypatch
     artifact, staged under WANDB_DATA_DIR until `wandb sync`."""
     staging = tmp_path / "wandb-data"
     monkeypatch.setenv("WANDB_DATA_DIR", str(staging))
-    run_config(["logger=wandb", "attack.iterations=3", "dataset.batch_size=2"], tmp_path)
+    run_config(["logger=wandb", "attack.optim.iterations=3", "dataset.batch_size=2"], tmp_path)
     tables = list(tmp_path.glob("wandb/offline-run-*/files/media/table/per_image_*.table.json"))
     assert len(tables) == 1
     table = json.loads(tables[0].read_text())
@@ -47,7 +47,7 @@ def test_wandb_offline_run_holds_the_per_image_table(tmp_path: Path, monkeypatch
 
 
 def test_the_logger_gets_every_steps_loss(tmp_path):
-    run_config(["model.width=32", "attack.iterations=12", "logger=csv"], tmp_path)
+    run_config(["model.width=32", "attack.optim.iterations=12", "logger=csv"], tmp_path)
     rows = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
     column, step = header.index("attack/loss"), header.index("step")

@@ -10,13 +10,11 @@ from dataclasses import fields
 
 import pytest
 
-from gradinv.attacks.gradient_inversion import GradientInversion
 from gradinv.attacks.objectives import OBJECTIVES
 from gradinv.attacks.rgap import RGAP
-from gradinv.schema import (
-    IMAGE_METRICS, LABELS, CurvePoint, ImageScore, RunRecord, Timing, gradient_metric,
-)
+from gradinv.schema import IMAGE_METRICS, LABELS, CurvePoint, ImageScore, RunRecord, Timing
 from gradinv.tracking.results import ResultsFile, recording
+from tests.attacks.helpers import make_attack
 from tests.conftest import REPO
 
 
@@ -60,11 +58,10 @@ def test_image_score_holds_every_image_metric() -> None:
 
 @pytest.mark.parametrize("objective", sorted(OBJECTIVES))
 def test_each_gradient_distance_has_its_own_labelled_metric(objective: str) -> None:
-    assert gradient_metric(GradientInversion(objective=objective).gradient_distance) in LABELS
+    assert make_attack(objective=objective).gradient_metric in LABELS
 
 
 def test_every_distance_gets_its_own_column() -> None:
-    assert gradient_metric(RGAP.gradient_distance) == "gradient_relative_squared_distance"
-    distances = [GradientInversion(objective=o).gradient_distance for o in sorted(OBJECTIVES)]
-    names = [gradient_metric(d) for d in [*distances, RGAP.gradient_distance]]
-    assert len(set(names)) == len(names)
+    assert RGAP.gradient_metric == "gradient_relative_squared_distance"
+    names = [make_attack(objective=o).gradient_metric for o in sorted(OBJECTIVES)] + [RGAP.gradient_metric]
+    assert len(set(names)) == len(names) and set(names) <= set(LABELS)

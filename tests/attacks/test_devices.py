@@ -1,0 +1,115 @@
+"""The device class of bug, caught without a GPU.
+
+An attack must compute where its model lives, read nothing back to the host inside a step (each
+read is a device sync on a GPU, and a step that reads cannot be captured as a CUDA graph), and
+keep its state where Lightning's teardown cannot move it. On PyTorch's ``meta`` device a tensor
+has no values: a step that mixes in a CPU tensor, or reads a value, raises. Every configured
+model takes a DIA step there, and each attack, defense and client takes one on the MLP.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from gradinv.attacks.base import ServerView
+from gradinv.data.datasets import CIFAR10
+from gradinv.data.victims import VictimBatch
+from gradinv.dispatch_census import DispatchCensus
+from gradinv.errors import instantiate
+from gradinv.federated.client import FederatedClient
+from gradinv.models.build import build_model
+from tests.attacks.helpers import (
+    MNIST_LIKE, attack_images, engine_for, make_attack, mlp, shared_updates,
+)
+from tests.helpers import CONF, option
+
+MODELS = sorted(p.stem for p in (Path(CONF) / "model").glob("*.yaml"))
+
+
+def meta_engine(model_name: str, attack: str = "dia", defense: str = "none", client: str = "fedsgd",
+                **fields):
+    """An engine of two problems (batches of 2) whose model, update and state are on ``meta``."""
+    cfg = option("model", model_name)
+    cfg.dropout = 0.25
+    if "depth" in cfg:
+        cfg.depth = min(cfg.depth, 1)
+    protect = instantiate(option("defense", defense))
+    model = build_model(cfg, CIFAR10.spec, seed=0, prepare=protect.prepare_model)
+    client_fields = dict(option("client", client))
+    if attack == "wiig":
+        client_fields["share_masks"] = True
+    client = FederatedClient(model, protect, **client_fields).to("meta")
+    spec = CIFAR10.spec
+    victims = [VictimBatch(torch.randn(2, *spec.shape), torch.randint(0, 10, (2,)), (0, 1)) for _ in range(2)]
+    updates = [client.share(v)[0] for v in victims]
+    server = ServerView.of(client.model, spec, client.batch_statistics, protect.skippable_parameters(client.model))
+    fields = {"per_call": 2, "cuda_graph": False, **fields}
+    if attack == "wiig":
+        fields["masks_known"] = True
+    return engine_for(make_attack(attack, **fields), server, updates, device="meta")
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+def test_every_model_steps_where_it_lives(model_name):
+    engine = meta_engine(model_name)
+    for _ in range(2):
+        engine.step()
+    assert engine.theta.device.type == "meta"
+
+
+@pytest.mark.parametrize(
+    ("attack", "defense", "client"),
+    [("ig", "none", "fedsgd"), ("wiig", "none", "fedsgd"), ("ig_precode", "precode", "fedsgd"),
+     ("ig", "precode", "fedsgd"), ("dia", "none", "fedavg"), ("ig", "prune", "fedsgd")],
+)
+def test_every_attack_defense_and_client_steps_where_it_lives(attack, defense, client):
+    engine = meta_engine("mlp", attack, defense, client)
+    for _ in range(2):
+        engine.step()
+
+
+@pytest.mark.parametrize(("model_name", "attack", "path"), [
+    ("mlp", "dia", "folded"), ("cnn", "ig", "folded"), ("vit", "dia", "folded"), ("lenet", "ig", "folded"),
+])
+def test_a_step_is_the_same_operations_for_any_number_of_problems_and_reads_nothing(model_name, attack, path):
+    """Counted on the CPU: what one step dispatches does not grow with the problems stepped
+    together (folded into one batch), and nothing in it reads a value back to the host."""
+    counts = {}
+    for victims in (2, 9):
+        cfg = option("model", model_name)
+        cfg.dropout = 0.25
+        if "depth" in cfg:
+            cfg.depth = 1
+        model = build_model(cfg, CIFAR10.spec, seed=0)
+        server = ServerView.of(model, CIFAR10.spec)
+        updates = shared_updates(model, CIFAR10.spec, victims=victims)
+        engine = engine_for(make_attack(attack, per_call=victims), server, updates)
+        assert engine.batching == path
+        engine.step()
+        with DispatchCensus() as census:
+            engine.step()
+        assert census.host_reads == 0, census.reads
+        counts[victims] = census.operations
+    assert counts[2] == counts[9]
+
+
+def test_results_are_read_from_the_engine_whatever_teardown_does_to_the_module(monkeypatch):
+    """Lightning's teardown moves the fitted module (to the CPU after a GPU fit); a teardown that
+    moves it to ``meta`` changes nothing of the attack's results."""
+    attack = make_attack("dia", restarts=2, optim={"iterations": 5})
+    expected = attack_images(attack, mlp(0.25), MNIST_LIKE, victims=2)
+    teardown = L.pytorch.strategies.SingleDeviceStrategy.teardown
+
+    def to_meta(strategy):
+        module = strategy.lightning_module
+        teardown(strategy)
+        module.to("meta")
+
+    monkeypatch.setattr(L.pytorch.strategies.SingleDeviceStrategy, "teardown", to_meta)
+    moved = attack_images(attack, mlp(0.25), MNIST_LIKE, victims=2)
+    for a, b in zip(expected, moved, strict=True):
+        assert torch.equal(a.images, b.images) and a.gradient_distance == b.gradient_distance
