@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 
 from gradinv.attacks.base import ServerView
 from gradinv.attacks.labels import LABEL_INFERENCE, infer_labels
-from gradinv.bench import CONF
+from gradinv.cli import CONFIG_DIR
 from gradinv.defenses.base import NoDefense
 from gradinv.errors import ConfigError, instantiate
 from gradinv.federated.client import FederatedClient
@@ -27,7 +27,7 @@ def accuracies(
     dataset: str, model: str, batch_size: int, seed: int, victims: int
 ) -> dict[str, float | None]:
     """Mean multiset label accuracy over the seed's victims, per method (None: not applicable)."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("config", overrides=[
             f"dataset={dataset}", f"model={model}", f"seed={seed}", "logger=none",
             f"dataset.batch_size={batch_size}", f"dataset.num_victims={victims}",
@@ -51,14 +51,14 @@ def accuracies(
     return scores
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["mnist", "cifar10"])
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 4, 8])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--victims", type=int, default=8)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print("| dataset | model | batch size | " + " | ".join(LABEL_INFERENCE) + " |")
     print("|---|---|---|" + "---|" * len(LABEL_INFERENCE))
     for dataset in args.datasets:

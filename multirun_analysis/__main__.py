@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from gradinv.errors import ConfigError
 from multirun_analysis.loading import Collection, from_records, read_folders
 from multirun_analysis.report import write_report
 
@@ -21,7 +22,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--group", help="with --wandb: only this W&B group (a sweep folder)")
     parser.add_argument(
         "--by", action="append", default=[], metavar="FIELD",
-        help="a config field (e.g. dataset.batch_size) that splits table rows and gets its own plots; repeatable",
+        help="a group (e.g. client) or config field (e.g. dataset.batch_size) to plot each metric "
+        "against, as a table column first; repeatable (every field that varies splits rows anyway)",
     )
     args = parser.parse_args(argv)
     if not args.paths and not args.wandb:
@@ -46,7 +48,11 @@ def collect(args: argparse.Namespace) -> Collection:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    collection = collect(args)
+    try:
+        collection = collect(args)
+    except ConfigError as error:
+        print(f"multirun_analysis: error: {error}", file=sys.stderr)
+        return 2
     total = len(collection.runs) + len(collection.skipped)
     print(f"{len(collection.runs)} of {total} runs ok, {len(collection.skipped)} left out")
     for run, reason in collection.skipped:
@@ -54,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     if collection.runs.empty:
         print("multirun_analysis: error: no finished run to analyse", file=sys.stderr)
         return 1
+    if collection.fields:
+        print("rows split by: " + ", ".join(collection.fields))
     for path in write_report(collection, args.out, args.by):
         print(f"wrote {path}")
     return 0

@@ -1,9 +1,11 @@
 """A picture per dataset of what leaked: one tile per grid cell, each its run's reconstruction.png
-(originals above reconstructions); rows are (model, defense, attack), columns dropout p."""
+(originals above reconstructions); rows are (model, defense, attack) and the fields that split
+table rows, columns dropout p."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib
 
@@ -12,25 +14,29 @@ import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from multirun_analysis.tables import describe  # noqa: E402
+
 from gradinv.schema import PICTURE_FILE  # noqa: E402
 
 ROWS = ["model", "defense", "attack"]
 
 
-def write_galleries(runs: pd.DataFrame, out: Path) -> list[Path]:
-    """One gallery_<dataset>.png per dataset, from the lowest seed of each cell with a picture."""
+def write_galleries(runs: pd.DataFrame, out: Path, fields: Sequence[str] = ()) -> list[Path]:
+    """One gallery_<dataset>.png per dataset, from the lowest seed of each cell with a picture;
+    ``fields`` (``Collection.fields``) split the rows as they split the tables'."""
+    rows = [*ROWS, *fields]
     runs = runs.assign(picture=[Path(run) / PICTURE_FILE for run in runs["run"]])
     runs = runs[[picture.is_file() for picture in runs["picture"]]]
     written = []
     for dataset, part in runs.groupby("dataset", sort=True):
         path = out / f"gallery_{dataset}.png"
-        _gallery(part.sort_values("seed").drop_duplicates([*ROWS, "dropout"]), dataset, path)
+        _gallery(part.sort_values("seed").drop_duplicates([*rows, "dropout"]), rows, dataset, path)
         written.append(path)
     return written
 
 
-def _gallery(cells: pd.DataFrame, dataset: str, path: Path) -> None:
-    rows = sorted(cells[ROWS].drop_duplicates().itertuples(index=False))
+def _gallery(cells: pd.DataFrame, keys: list[str], dataset: str, path: Path) -> None:
+    rows = list(cells.groupby(keys, sort=True, dropna=False))
     ps = sorted(cells["dropout"].unique())
     figure, axes = plt.subplots(
         len(rows), len(ps), figsize=(2.2 * len(ps) + 1.5, 1.6 * len(rows) + 0.6), squeeze=False
@@ -40,10 +46,10 @@ def _gallery(cells: pd.DataFrame, dataset: str, path: Path) -> None:
         ax.set_yticks([])
         for side in ax.spines.values():
             side.set_visible(False)
-    for i, row in enumerate(rows):
-        axes[i, 0].set_ylabel(" / ".join(map(str, row)), fontsize=8)
+    for i, (row, row_cells) in enumerate(rows):
+        axes[i, 0].set_ylabel(describe(keys, row, "\n"), fontsize=8, rotation=0, ha="right", va="center")
         for j, p in enumerate(ps):
-            match = cells[(cells[ROWS] == list(row)).all(axis=1) & (cells["dropout"] == p)]
+            match = row_cells[row_cells["dropout"] == p]
             if i == 0:
                 axes[i, j].set_title(f"p={p:g}", fontsize=9)
             if not match.empty:

@@ -15,6 +15,8 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from gradinv.schema import CELL, OK, RESULTS_FILE, RunRecord
+from multirun_analysis.settings import ABSENT, check_by, lookup, settings, split_fields
+from multirun_analysis.tables import ROWS
 
 
 @dataclass
@@ -25,6 +27,9 @@ class Collection:
     images: pd.DataFrame
     skipped: list[tuple[str, str]] = field(default_factory=list)
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: The config fields that split table rows besides ``tables.ROWS``: ``--by``, then the rest
+    #: that vary (e.g. ``client``, ``attack.lr``); each is a column of the three frames.
+    fields: list[str] = field(default_factory=list)
 
 
 def find_results(paths: Iterable[str | Path]) -> list[Path]:
@@ -42,7 +47,7 @@ def find_results(paths: Iterable[str | Path]) -> list[Path]:
 
 def read_folders(paths: Iterable[str | Path], by: Sequence[str] = ()) -> Collection:
     """The runs whose results.json lie under ``paths``; the run's name is its folder; ``by``
-    names config fields (``dataset.batch_size``) that become cell columns."""
+    names groups (``client``) or config fields (``dataset.batch_size``) that become columns."""
     records: list[dict[str, Any]] = []
     unreadable: list[tuple[str, str]] = []
     for file in find_results(paths):
@@ -60,19 +65,28 @@ def read_folders(paths: Iterable[str | Path], by: Sequence[str] = ()) -> Collect
 
 def from_records(records: Iterable[dict[str, Any]], by: Sequence[str] = ()) -> Collection:
     """Tidy frames from results.json-shaped dicts, each with a ``run`` name; ``by`` as in
-    ``read_folders``."""
-    runs, images, curves, skipped = [], [], [], []
+    ``read_folders``. Every other field that varies among the ok runs of one table row (see
+    ``multirun_analysis.settings``) becomes a column too, named in ``fields`` after ``by``."""
+    ok, skipped = [], []
     for data in records:
         record = RunRecord.from_dict(data)
         if record.status != OK:
             reason = f"status {record.status!r}" + (f": {record.error}" if record.error else "")
             skipped.append((data["run"], reason))
             continue
-        cell = {"run": data["run"], **_cell(record), **{field: config_value(record, field) for field in by}}
+        ok.append((data["run"], record))
+    records_ok = [record for _, record in ok]
+    check_by(records_ok, by, ROWS)
+    by = list(dict.fromkeys(field for field in by if field not in ROWS))
+    fields = by + split_fields([settings(record) for record in records_ok], [*ROWS, "dropout", *by])
+    runs, images, curves = [], [], []
+    for run, record in ok:
+        values = {field: lookup(record, field) for field in fields}
+        cell = {"run": run, **_cell(record), **{k: None if v is ABSENT else v for k, v in values.items()}}
         runs.append({**cell, **_run_values(record)})
         images.extend({**cell, **_values(row.to_dict())} for row in record.per_image or [])
         curves.extend({**cell, **_values(point.to_dict())} for point in record.curve or [])
-    return Collection(_frame(runs), _frame(images), skipped, _frame(curves))
+    return Collection(_frame(runs), _frame(images), skipped, _frame(curves), fields)
 
 
 def _cell(record: RunRecord) -> dict[str, Any]:
@@ -81,14 +95,6 @@ def _cell(record: RunRecord) -> dict[str, Any]:
     attack = (record.config or {}).get("attack") or {}
     cell["iterations"] = attack.get("iterations")
     return cell
-
-
-def config_value(record: RunRecord, field: str) -> Any:
-    """The resolved config value at a dotted ``field`` (e.g. 'client.local_steps'), or None."""
-    value: Any = record.config or {}
-    for part in field.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
 
 
 def _run_values(record: RunRecord) -> dict[str, Any]:

@@ -1,11 +1,15 @@
-"""Figures: each metric against dropout p, and each convergence curve against the attack's steps.
+"""Figures: each metric against what varies (dropout p when it does), and each convergence curve
+against the attack's steps.
 
-One panel per (model, dataset) (and dropout p for curves), one line per attack (x defense).
+One line per attack (x defense), one panel per setting of the other row keys; the panels of a
+figure share their axes, so that they can be compared at a glance. An axis never spans a
+single value: with one p, a metric is drawn against the settings that vary (e.g. the models).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -13,82 +17,129 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from multirun_analysis.tables import row_keys  # noqa: E402
+from multirun_analysis.tables import ROWS, describe, key_text, row_keys  # noqa: E402
 
 from gradinv.schema import metric_label  # noqa: E402
 
+LINES = ["attack", "defense"]  # what one panel compares: one line per combination
+UNSHARED = ("loss",)  # curves whose scale depends on the attack's objective (cosine vs squared)
+
 
 def plot_metric(summary: pd.DataFrame, metric: str, path: Path) -> bool:
-    """Write the metric's figure to ``path``; False (and no file) when the metric has no value."""
-    part = summary[(summary["metric"] == metric) & (summary["n"] > 0)]
+    """Write the metric's figure to ``path``; False (and no file) when the metric has no value.
+
+    Against dropout p when it varies (a panel per setting of the other keys); with one p, against
+    the settings that vary besides the dataset (models, fields), a panel per dataset.
+    """
+    part = _scored(summary, metric)
     if part.empty:
         return False
-    panels = sorted(part[["dataset", "model"]].drop_duplicates().itertuples(index=False))
-    several_defenses = part["defense"].nunique() > 1
-    figure, axes = _panel_grid(len(panels), sharex=True)
-    for ax, (dataset, model) in zip(axes.flat, panels):
-        panel = part[(part["dataset"] == dataset) & (part["model"] == model)]
-        for (attack, defense), line in panel.groupby(["attack", "defense"], sort=True):
-            line = line.sort_values("dropout")
-            label = f"{attack} / {defense}" if several_defenses else attack
-            ax.errorbar(line["dropout"], line["mean"], yerr=line["std"].fillna(0),
-                        marker="o", capsize=3, label=label)
-        _finish_panel(ax, f"{model} on {dataset}", "dropout p", metric)
-    _save(figure, axes, len(panels), path)
+    keys = [*row_keys(summary), "dropout"]
+    if part["dropout"].nunique() > 1:
+        _plot(part, metric, "dropout", keys, path)
+        return True
+    varying = [k for k in keys if k not in (*LINES, "dataset") and part[k].nunique(dropna=False) > 1]
+    if not varying:  # only the attacks (or defenses) differ
+        _plot(part, metric, LINES[0], keys, path)
+        return True
+    settings = [describe(varying, row, "\n") for row in part[varying].itertuples(index=False)]
+    keys = [k for k in keys if k not in varying]
+    _plot(part.assign(setting=settings), metric, "setting", [*keys, "setting"], path, ", ".join(varying))
     return True
 
 
 def plot_against(summary: pd.DataFrame, metric: str, field: str, path: Path) -> bool:
     """``metric`` against a ``--by`` config field: one panel per setting of the other row keys
-    and dropout p, one line per attack (x defense); False (and no file) without values."""
-    part = summary[(summary["metric"] == metric) & (summary["n"] > 0)]
-    if part.empty or field not in part:
+    and dropout p; False (and no file) without values or when the field takes one value."""
+    part = _scored(summary, metric)
+    if part.empty or field not in part or part[field].nunique(dropna=False) < 2:
         return False
-    lines = ["attack", "defense"]
-    keys = [k for k in row_keys(summary) if k not in (field, *lines)] + ["dropout"]
-    panels = sorted(part[keys].drop_duplicates().itertuples(index=False))
-    figure, axes = _panel_grid(len(panels), sharex=True)
-    for ax, panel_key in zip(axes.flat, panels):
-        panel = part[(part[keys] == list(panel_key)).all(axis=1)]
-        for (attack, defense), line in panel.groupby(lines, sort=True):
-            line = line.sort_values(field)
-            label = attack if defense == "none" else f"{attack} / {defense}"
-            ax.errorbar(line[field], line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3, label=label)
-        title = ", ".join(
-            f"{k.split('.')[-1]}={v:g}" if isinstance(v, (int, float)) else str(v) for k, v in zip(keys, panel_key)
-        )
-        _finish_panel(ax, title, field, metric)
-    _save(figure, axes, len(panels), path)
+    _plot(part, metric, field, [*row_keys(summary), "dropout"], path)
     return True
 
 
-def plot_curves(curves: pd.DataFrame, metric: str, path: Path) -> bool:
-    """``metric`` against optimizer steps, averaged over the runs and fits of each cell; False
-    (and no file) when no run recorded it."""
+def plot_curves(curves: pd.DataFrame, metric: str, path: Path, rows: Sequence[str] = ROWS) -> bool:
+    """``metric`` against optimizer steps, averaged over the runs and fits of each table row
+    (``rows``) and p, one panel per setting besides the attack and defense; False (and no file)
+    when no run recorded it. Panels share their y scale, except the loss's."""
     if metric not in curves or curves[metric].isna().all():
         return False
+    panel_keys = [k for k in [*rows, "dropout"] if k not in LINES]
     part = curves.dropna(subset=[metric])
-    mean = part.groupby(["dataset", "model", "dropout", "attack", "defense", "step"])[metric].mean()
-    mean = mean.reset_index()
-    panels = sorted(mean[["dataset", "model", "dropout"]].drop_duplicates().itertuples(index=False))
-    figure, axes = _panel_grid(len(panels))
-    for ax, (dataset, model, dropout) in zip(axes.flat, panels):
-        panel = mean[(mean["dataset"] == dataset) & (mean["model"] == model) & (mean["dropout"] == dropout)]
-        for (attack, defense), line in panel.groupby(["attack", "defense"], sort=True):
-            label = attack if defense == "none" else f"{attack} / {defense}"
-            ax.plot(line["step"], line[metric], label=label)
+    mean = part.groupby([*panel_keys, *LINES, "step"], sort=True, dropna=False)[metric].mean().reset_index()
+    panels = list(mean.groupby(panel_keys, sort=True, dropna=False))
+    shown = _shown(mean, LINES)
+    figure, axes = _panel_grid(len(panels), sharey=metric not in UNSHARED)
+    for ax, title, (_, panel) in zip(axes.flat, _titles(figure, mean, panel_keys, panels), panels):
+        for values, line in panel.groupby(LINES, sort=True, dropna=False):
+            ax.plot(line["step"], line[metric], label=_label(LINES, values, shown))
         if metric == "loss":
             ax.set_yscale("log")
-        _finish_panel(ax, f"{model} on {dataset}, p={dropout:g}", "optimizer step", metric)
+        _finish_panel(ax, title, "optimizer step", metric)
     _save(figure, axes, len(panels), path)
     return True
 
 
-def _panel_grid(count: int, sharex: bool = False):
-    """A figure with ``count`` panels, at most four per row."""
+def _scored(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The summary rows of ``metric`` that have a value."""
+    return summary[(summary["metric"] == metric) & (summary["n"] > 0)]
+
+
+def _plot(part: pd.DataFrame, metric: str, x: str, keys: list[str], path: Path, xlabel: str = "") -> None:
+    """``metric`` against ``x``: a line per attack (x defense), a panel per setting of the other
+    ``keys``; a categorical ``x`` (models, group choices, flags) is drawn as points, side by side."""
+    lines = [k for k in LINES if k != x]
+    panel_keys = [k for k in keys if k not in (x, *lines)]
+    panels = list(part.groupby(panel_keys, sort=True, dropna=False))
+    numeric = pd.api.types.is_numeric_dtype(part[x]) and not pd.api.types.is_bool_dtype(part[x])
+    positions = {} if numeric else {v: i for i, v in enumerate(sorted(part[x].unique(), key=key_text))}
+    names = [key_text(v) for v in positions]
+    shown = _shown(part, lines)
+    figure, axes = _panel_grid(len(panels), sharex=True, sharey=True, categories=names)
+    for ax, title, (_, panel) in zip(axes.flat, _titles(figure, part, panel_keys, panels), panels):
+        groups = list(panel.groupby(lines, sort=True, dropna=False))
+        for i, (values, line) in enumerate(groups):
+            line = line.sort_values(x) if numeric else line
+            xs = line[x] if numeric else line[x].map(positions) + 0.1 * (i - (len(groups) - 1) / 2)
+            ax.errorbar(xs, line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3,
+                        linestyle="-" if numeric else "none", label=_label(lines, values, shown))
+        if not numeric:
+            ax.set_xticks(range(len(names)), names, fontsize=8)
+        _finish_panel(ax, title, xlabel or ("dropout p" if x == "dropout" else x), metric)
+    _save(figure, axes, len(panels), path)
+
+
+def _titles(figure, frame: pd.DataFrame, keys: list[str], panels: list) -> list[str]:
+    """Each panel's title names the keys that differ between panels; the figure's title names
+    the rest, which all panels share (e.g. 'mnist, p=0')."""
+    varying = [i for i, k in enumerate(keys) if frame[k].nunique(dropna=False) > 1]
+    shared = [i for i in range(len(keys)) if i not in varying]
+    first = panels[0][0]
+    if shared:
+        figure.suptitle(describe([keys[i] for i in shared], [first[i] for i in shared]), fontsize=10)
+    return [describe([keys[i] for i in varying], [key[i] for i in varying]) for key, _ in panels]
+
+
+def _shown(frame: pd.DataFrame, lines: list[str]) -> list[str]:
+    """The line keys worth naming in a legend: those that vary, or the first one."""
+    return [k for k in lines if frame[k].nunique(dropna=False) > 1] or lines[:1]
+
+
+def _label(lines: list[str], values: tuple, shown: list[str]) -> str:
+    return " / ".join(key_text(v) for k, v in zip(lines, values) if k in shown)
+
+
+def _panel_grid(
+    count: int, sharex: bool = False, sharey: bool = False, categories: Sequence[str] = ()
+) -> tuple[Any, Any]:
+    """A figure with ``count`` panels, at most four per row, wide and tall enough for the
+    ``categories`` of a categorical x axis (one line per field of a label)."""
     columns = min(4, count)
     rows = -(-count // columns)
-    return plt.subplots(rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False, sharex=sharex)
+    width = max(3.6, 1.2 * len(categories))
+    height = 2.8 + 0.15 * max((name.count("\n") for name in categories), default=0)
+    return plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False,
+                        sharex=sharex, sharey=sharey)
 
 
 def _finish_panel(ax, title: str, xlabel: str, metric: str) -> None:

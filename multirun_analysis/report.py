@@ -16,13 +16,14 @@ from multirun_analysis.tables import (
 
 def write_report(collection: Collection, out: Path, by: Sequence[str] = ()) -> list[Path]:
     """Tidy CSVs, per-metric tables (Markdown, LaTeX, CSV), plots, convergence curves and galleries;
-    the paths written. ``by`` fields split the table rows further, and each gets a plot of every
-    metric against it."""
+    the paths written. Table rows are split by ``collection.fields`` (``by`` and every other
+    field that varies); each ``by`` field also gets a plot of every metric against it."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "runs.csv", out / "images.csv", out / "summary.csv"]
     collection.runs.to_csv(written[0], index=False)
     collection.images.to_csv(written[1], index=False)
-    summary = summarize(collection.images, rows=[*ROWS, *by])
+    rows = [*ROWS, *collection.fields]
+    summary = summarize(collection.images, rows=rows)
     summary.to_csv(written[2], index=False)
     for metric in TABLE_METRICS:
         title = f"{metric_label(metric)}: mean ± std over victim images, by dropout p"
@@ -43,7 +44,7 @@ def write_report(collection: Collection, out: Path, by: Sequence[str] = ()) -> l
         collection.curves.to_csv(written[-1], index=False)
         for metric in ("psnr", "mask_accuracy", "loss"):
             plot = out / f"curve_{metric}.png"
-            if plot_curves(collection.curves, metric, plot):
+            if plot_curves(collection.curves, metric, plot, rows):
                 written.append(plot)
-    written += write_galleries(collection.runs, out)
+    written += write_galleries(collection.runs, out, collection.fields)
     return written

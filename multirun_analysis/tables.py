@@ -1,9 +1,11 @@
 """The papers' tables: mean and standard deviation of each metric per grid cell, across dropout p.
 
-The unit is one victim image: a cell's mean and sample standard deviation (ddof=1) run over
-all its images (all seeds). Missing values (e.g. LPIPS without its weights) are left out of
-the statistics and counted: ``n`` is the number of values used, ``total`` the images in the
-cell. A cell shows "–" when it has no value, and "(n/total)" when some were missing.
+A row is one setting: ``ROWS`` and every field that varies among its runs
+(``multirun_analysis.settings``), so that different experiments never share a number. The unit
+is one victim image: a cell's mean and sample standard deviation (ddof=1) run over all its
+images (all victims and seeds of the setting). Missing values (e.g. LPIPS without its weights)
+are left out of the statistics and counted: ``n`` is the number of values used, ``total`` the
+images in the cell. A cell shows "–" when it has no value, and "(n/total)" when some were missing.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def summarize(
     images: pd.DataFrame, metrics: tuple[str, ...] = TABLE_METRICS, rows: Sequence[str] = ROWS
 ) -> pd.DataFrame:
     """Long form: one row per (cell, dropout, metric) with mean, std, n and total; ``rows`` are
-    the keys that name a table row (``ROWS`` and any ``--by`` config fields)."""
+    the keys that name a table row (``ROWS`` and the fields that split it, ``Collection.fields``)."""
     rows = list(rows)
     frame = images.reindex(columns=[*rows, "dropout", *metrics])
     frame[list(metrics)] = frame[list(metrics)].apply(pd.to_numeric, errors="coerce")
@@ -79,13 +81,28 @@ def text_table(summary: pd.DataFrame, metric: str, latex: bool = False) -> pd.Da
     return pd.DataFrame(cells, index=numeric.index)
 
 
+def key_text(value: object) -> str:
+    """A row key as a table shows it: '–' for a field the run does not have, numbers short."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def describe(keys: Sequence[str], values: Sequence[object], separator: str = ", ") -> str:
+    """'mnist, mlp, p=0, local_steps=5': the row names by value, other fields by name=value."""
+    return separator.join(
+        key_text(v) if k in ROWS else f"{'p' if k == 'dropout' else k.split('.')[-1]}={key_text(v)}"
+        for k, v in zip(keys, values)
+    )
+
+
 def to_markdown(table: pd.DataFrame, title: str) -> str:
     """A GitHub Markdown table with the row keys as leading columns."""
     header = [*table.index.names, *table.columns]
     lines = [f"**{title}**", "", "| " + " | ".join(header) + " |"]
     lines.append("|" + "|".join(["---"] * len(table.index.names) + ["---:"] * len(table.columns)) + "|")
     for keys, row in table.iterrows():
-        lines.append("| " + " | ".join([*map(str, keys), *row]) + " |")
+        lines.append("| " + " | ".join([*map(key_text, keys), *row]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -98,11 +115,11 @@ def to_latex(table: pd.DataFrame, caption: str) -> str:
         " & ".join(map(_escape, [*table.index.names, *table.columns])) + r" \\", r"\midrule",
     ]
     for index, row in table.iterrows():
-        cells = [*map(_escape, index), *(c.replace("–", "--") for c in row)]
+        cells = [*(_escape(key_text(key)) for key in index), *(c.replace("–", "--") for c in row)]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
 def _escape(text: object) -> str:
-    return str(text).replace("_", r"\_").replace("%", r"\%").replace("±", r"$\pm$")
+    return str(text).replace("_", r"\_").replace("%", r"\%").replace("±", r"$\pm$").replace("–", "--")

@@ -9,11 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hydra.core.hydra_config import HydraConfig
 from matplotlib import pyplot as plt
+from omegaconf import OmegaConf, open_dict
 
+from gradinv.experiment import choices
+from multirun_analysis import plots
 from multirun_analysis.__main__ import main as analyse
-from multirun_analysis.loading import read_folders
-from multirun_analysis.tables import summarize, text_table
+from multirun_analysis.loading import from_records, read_folders
+from multirun_analysis.tables import ROWS, summarize, text_table, to_markdown
+from tests.helpers import compose_config
 
 
 def _image(psnr, ssim, lpips="absent"):
@@ -107,3 +112,85 @@ def test_cli_writes_csvs_tables_plots_and_gallery(sweep: Path, tmp_path: Path, c
     assert curves[["attack", "step", "psnr", "mask_accuracy"]].values.tolist() == [
         ["dia", 50, 12.5, 0.65], ["dia", 100, 25.0, 0.7]
     ]
+
+
+def _sweep_record(overrides: list[str], seed: int, psnrs: list[float], tmp: Path) -> dict:
+    """A results.json of the config ``overrides`` composes, with choices as a run records them."""
+    cfg = compose_config([*overrides, f"seed={seed}"], tmp)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    images = [_image(psnr, 0.5) | {"victim": victim} for victim, psnr in enumerate(psnrs)]
+    return {"run": f"{' '.join(overrides)} seed={seed}", "status": "ok", "choices": choices(cfg),
+            "config": OmegaConf.to_container(cfg, resolve=True), "per_image": images}
+
+
+@pytest.fixture(scope="module")
+def setting_sweep(tmp_path_factory) -> list[dict]:
+    """Five settings of one (dataset, model, defense, attack) cell, two seeds of two victims each;
+    the seeds differ in fields that change no result (logger, progress bar, victims)."""
+    tmp = tmp_path_factory.mktemp("compose")
+    settings = [[], ["client=fedavg"], ["client=fedavg", "client.local_steps=1"],
+                ["threat.labels=false"], ["attack.lr=0.05"]]
+    watch = [["logger=none", "dataset.num_victims=2"],
+             ["logger=csv", "trainer.enable_progress_bar=true", "dataset.victim_indices=[3,4]"]]
+    return [_sweep_record([*overrides, *watch[seed]], seed, [10.0 * i + seed, 10.0 * i + seed + 2], tmp)
+            for i, overrides in enumerate(settings) for seed in (0, 1)]
+
+
+def test_every_field_that_varies_splits_the_rows(setting_sweep: list[dict]) -> None:
+    collection = from_records(setting_sweep)
+    assert collection.fields == ["client", "threat.labels", "attack.lr", "client.local_steps"]
+    summary = summarize(collection.images, rows=[*ROWS, *collection.fields])
+    psnr = summary[summary["metric"] == "psnr"]
+    # n: 2 seeds x 2 victims; -1: FedSGD has no local steps
+    assert psnr[[*collection.fields, "mean", "n"]].fillna(-1).values.tolist() == [
+        ["fedavg", True, 0.1, 1, 21.5, 4], ["fedavg", True, 0.1, 5, 11.5, 4],
+        ["fedsgd", False, 0.1, -1, 31.5, 4], ["fedsgd", True, 0.05, -1, 41.5, 4],
+        ["fedsgd", True, 0.1, -1, 1.5, 4],
+    ]
+    table = to_markdown(text_table(summary, "psnr"), "PSNR").splitlines()
+    assert table[2] == "| dataset | model | defense | attack | client | threat.labels | attack.lr | client.local_steps | p=0 |"
+    assert table[4] == "| mnist | mlp | none | ig | fedavg | True | 0.1 | 1 | 21.50 ± 1.29 |"
+    assert table[8] == "| mnist | mlp | none | ig | fedsgd | True | 0.1 | – | 1.50 ± 1.29 |"
+
+
+def test_by_names_a_group_or_a_field_and_a_field_no_run_has_is_an_error(
+    setting_sweep: list[dict], tmp_path: Path, capsys
+) -> None:
+    for i, record in enumerate(setting_sweep):
+        folder = tmp_path / "sweep" / str(i)
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps(record))
+    out = tmp_path / "out"
+    assert analyse([str(tmp_path / "sweep"), "--out", str(out), "--by", "client"]) == 0
+    assert "rows split by: client, threat.labels, attack.lr, client.local_steps" in capsys.readouterr().out
+    assert (out / "plot_psnr_by_client.png").is_file()
+    assert analyse([str(tmp_path / "sweep"), "--out", str(tmp_path / "typo"), "--by", "client.typo"]) == 2
+    assert capsys.readouterr().err == (
+        "multirun_analysis: error: --by client.typo: no run has this field; give a group (e.g. client) "
+        "or a config field (e.g. dataset.batch_size); fields that vary across these runs: client, "
+        "threat.labels, attack.lr, client.local_steps.\n"
+    )
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_plot_draws_what_varies_on_one_y_scale(monkeypatch, tmp_path: Path) -> None:
+    """With one p (table-rgap), PSNR is drawn against the models, a panel per dataset."""
+    records = [
+        {"run": f"{dataset} {model} {attack}", "status": "ok", "per_image": [_image(psnr, 0.5)],
+         "choices": {"dataset": dataset, "model": model, "defense": "none", "attack": attack,
+                     "dropout": 0.0, "seed": 0}}
+        for dataset, scale in (("cifar10", 1), ("mnist", 2))
+        for attack, base in (("ig", 10.0), ("rgap", 30.0))
+        for model, psnr in zip(("fcn3", "cnn6", "cnn6d"), (base * scale, base * scale + 1, base * scale + 2))
+    ]
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda figure, axes, used, path: drawn.append((figure, axes)))
+    assert plots.plot_metric(summarize(from_records(records).images), "psnr", tmp_path / "p.png")
+    (figure, axes), = drawn
+    left, right = axes.flat[:2]
+    assert [t.get_text() for t in left.get_xticklabels()] == ["cnn6", "cnn6d", "fcn3"]
+    assert (left.get_title(), right.get_title(), figure.get_suptitle()) == ("cifar10", "mnist", "p=0")
+    assert left.get_ylim() == right.get_ylim() and right.get_ylim()[1] > 62
+    assert [line.get_label() for line in left.containers] == ["ig", "rgap"]
