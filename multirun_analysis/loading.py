@@ -28,7 +28,7 @@ class Collection:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: The config fields that split table rows besides ``tables.ROWS``: ``--by``, then the rest
-    #: that vary (e.g. ``client``, ``attack.lr``); each is a column of the three frames.
+    #: that vary (e.g. ``client``, ``attack.optim.lr``); each is a column of the three frames.
     fields: list[str] = field(default_factory=list)
 
 
@@ -93,7 +93,8 @@ def _cell(record: RunRecord) -> dict[str, Any]:
     choices = record.choices or {}
     cell = {key: choices.get(key) for key in CELL}
     attack = (record.config or {}).get("attack") or {}
-    cell["iterations"] = attack.get("iterations")
+    # the budget: attack.optim.iterations (a flat attack.iterations in records before 0.2)
+    cell["iterations"] = (attack.get("optim") or {}).get("iterations", attack.get("iterations"))
     return cell
 
 

@@ -1,7 +1,7 @@
 """Which fields set an experiment: a table row pools only runs that agree on every one of them.
 
 A run's settings are its group choices (``client``, ``threat``, ...) and every leaf of its
-resolved config (``attack.lr``). A field that varies among runs of the same table row, other
+resolved config (``attack.optim.lr``). A field that varies among runs of the same table row, other
 than the victims and seeds the row averages over and the fields that only change how a run is
 watched, splits the row and becomes a column of its own.
 """

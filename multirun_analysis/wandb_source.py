@@ -41,7 +41,7 @@ def to_record(run: Any, tmp: Path) -> dict[str, Any]:
         "run": f"wandb:{run.path if isinstance(run.path, str) else '/'.join(run.path)}",
         "status": STATES.get(run.state, run.state),
         "choices": {key: run.config.get(key) for key in CELL},
-        "config": {"attack": {"iterations": run.config.get("iterations")}},
+        "config": {"attack": {"optim": {"iterations": run.config.get("iterations")}}},
         "metrics": metrics,
         "timing": timing,
         "per_image": _per_image(run, summary.get(WANDB_TABLE), tmp),

@@ -34,7 +34,7 @@ def _write_run(folder: Path, status: str, attack: str, p: float, seed: int, imag
         "status": status,
         "choices": {"dataset": "mnist", "model": "mlp", "defense": "none", "attack": attack,
                     "dropout": p, "seed": seed},
-        "config": {"attack": {"iterations": 7}},
+        "config": {"attack": {"optim": {"iterations": 7}}},
         "metrics": {"psnr": float(np.mean([i["psnr"] for i in images])) if images else None,
                     "lpips": None, "mask_accuracy": 0.75},
         "per_image": images,
@@ -131,7 +131,7 @@ def setting_sweep(tmp_path_factory) -> list[dict]:
     the seeds differ in fields that change no result (logger, progress bar, victims)."""
     tmp = tmp_path_factory.mktemp("compose")
     settings = [[], ["client=fedavg"], ["client=fedavg", "client.local_steps=1"],
-                ["threat.labels=false"], ["attack.lr=0.05"]]
+                ["threat.labels=false"], ["attack.optim.lr=0.05"]]
     watch = [["logger=none", "dataset.num_victims=2"],
              ["logger=csv", "trainer.enable_progress_bar=true", "dataset.victim_indices=[3,4]"]]
     return [_sweep_record([*overrides, *watch[seed]], seed, [10.0 * i + seed, 10.0 * i + seed + 2], tmp)
@@ -140,7 +140,7 @@ def setting_sweep(tmp_path_factory) -> list[dict]:
 
 def test_every_field_that_varies_splits_the_rows(setting_sweep: list[dict]) -> None:
     collection = from_records(setting_sweep)
-    assert collection.fields == ["client", "threat.labels", "attack.lr", "client.local_steps"]
+    assert collection.fields == ["client", "threat.labels", "attack.optim.lr", "client.local_steps"]
     summary = summarize(collection.images, rows=[*ROWS, *collection.fields])
     psnr = summary[summary["metric"] == "psnr"]
     # n: 2 seeds x 2 victims; -1: FedSGD has no local steps
@@ -150,7 +150,7 @@ def test_every_field_that_varies_splits_the_rows(setting_sweep: list[dict]) -> N
         ["fedsgd", True, 0.1, -1, 1.5, 4],
     ]
     table = to_markdown(text_table(summary, "psnr"), "PSNR").splitlines()
-    assert table[2] == "| dataset | model | defense | attack | client | threat.labels | attack.lr | client.local_steps | p=0 |"
+    assert table[2] == "| dataset | model | defense | attack | client | threat.labels | attack.optim.lr | client.local_steps | p=0 |"
     assert table[4] == "| mnist | mlp | none | ig | fedavg | True | 0.1 | 1 | 21.50 ± 1.29 |"
     assert table[8] == "| mnist | mlp | none | ig | fedsgd | True | 0.1 | – | 1.50 ± 1.29 |"
 
@@ -164,13 +164,13 @@ def test_by_names_a_group_or_a_field_and_a_field_no_run_has_is_an_error(
         (folder / "results.json").write_text(json.dumps(record))
     out = tmp_path / "out"
     assert analyse([str(tmp_path / "sweep"), "--out", str(out), "--by", "client"]) == 0
-    assert "rows split by: client, threat.labels, attack.lr, client.local_steps" in capsys.readouterr().out
+    assert "rows split by: client, threat.labels, attack.optim.lr, client.local_steps" in capsys.readouterr().out
     assert (out / "plot_psnr_by_client.png").is_file()
     assert analyse([str(tmp_path / "sweep"), "--out", str(tmp_path / "typo"), "--by", "client.typo"]) == 2
     assert capsys.readouterr().err == (
         "multirun_analysis: error: --by client.typo: no run has this field; give a group (e.g. client) "
         "or a config field (e.g. dataset.batch_size); fields that vary across these runs: client, "
-        "threat.labels, attack.lr, client.local_steps.\n"
+        "threat.labels, attack.optim.lr, client.local_steps.\n"
     )
     assert not (tmp_path / "typo").exists()
 

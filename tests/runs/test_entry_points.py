@@ -20,7 +20,7 @@ from tests.conftest import REPO
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 #: Hydra entry points: the command-line arguments of a tiny run ({tmp} is the test's folder).
 HYDRA = {
-    "gradinv.main": ["gradinv/main.py", "attack.iterations=2", "metrics.lpips_download=false", *QUIET,
+    "gradinv.main": ["gradinv/main.py", "attack.optim.iterations=2", "metrics.lpips_download=false", *QUIET,
                      "hydra.run.dir={tmp}/run"],
     "gradinv.train": ["gradinv/train.py", "train.epochs=1", *QUIET, "hydra.run.dir={tmp}/train"],
     "gradinv.rank_table": ["-m", "gradinv.rank_table", "model=fcn3", "dataset=cifar10", *QUIET,
