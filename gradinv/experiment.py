@@ -23,12 +23,12 @@ from gradinv.federated.client import FederatedClient
 from gradinv.metrics.lpips import fetch_weights
 from gradinv.metrics.monitor import ConvergenceMonitor
 from gradinv.models.build import build_model
-from gradinv.schema import GROUPS, OK, PICTURE_FILE, RESULTS_FILE, RunRecord, Timing
+from gradinv.schema import GROUPS, OK, PICTURE_FILE, RunRecord, Timing
 from gradinv.schema import WANDB_METRICS_PREFIX, WANDB_TIMING_PREFIX
 from gradinv.tracking.console import set_verbosity
 from gradinv.tracking.images import reconstruction_grid, save_reconstruction
 from gradinv.tracking.progress import AttackProgressBar
-from gradinv.tracking.results import ResultsFile, read_results, recording
+from gradinv.tracking.results import ResultsFile, finished, recording
 from gradinv.tracking.wandb_logger import finish_run
 from gradinv.tracking.wandb_tables import log_per_image_table
 from gradinv.typecheck import check_fields
@@ -61,7 +61,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     With ``resume=true`` a run whose folder already holds an ok results.json of the same
     configuration is not run again: its stored outcome is returned and the file is left
     untouched. An ok result of another configuration is never overwritten: the run stops
-    with a ConfigError that names the first differing field.
+    with a ConfigError that names the first differing field. Without ``resume=true`` a folder
+    holding an ok result is kept too (``recording`` refuses it).
     """
     set_verbosity(bool(cfg.get("verbose", False)))
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -76,7 +77,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 f"resume=true found a finished run of another configuration in {run_dir()} "
                 f"({difference}); point hydra.sweep.dir (or hydra.run.dir) at a new folder."
             )
-    with recording(run_dir(), RunRecord(choices=choices(cfg), config=config)) as results:
+    start = RunRecord(choices=choices(cfg), config=config)
+    with recording(run_dir(), start, resumable=True) as results:
         return _execute(cfg, results)
 
 
@@ -98,18 +100,6 @@ def first_difference(stored: Any, requested: Any, path: str = "") -> str | None:
     if stored != requested:
         return f"{path.rstrip('.')}: {stored!r} -> {requested!r}"
     return None
-
-
-def finished(folder: Path) -> dict[str, Any] | None:
-    """The stored results of a run that ended ok in ``folder``, else None."""
-    path = folder / RESULTS_FILE
-    if not path.is_file():
-        return None
-    try:
-        stored = read_results(path)
-    except ValueError:
-        return None
-    return stored if stored.get("status") == OK else None
 
 
 def build_setting(cfg: DictConfig) -> tuple[ImageDataset, Defense, nn.Module]:
