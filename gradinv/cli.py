@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gradinv.errors import ConfigError
+from gradinv.tracking.sweep import in_sweep, sweep_cell
 
 log = logging.getLogger("gradinv")
 T = TypeVar("T")
@@ -44,7 +43,8 @@ def run_or_exit(task: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
     (``gradinv.tracking.sweep``) exits non-zero at the end.
     """
     try:
-        return task(cfg)
+        with sweep_cell():
+            return task(cfg)
     except ConfigError as error:
         print(f"gradinv: error: {error}", file=sys.stderr)
         if in_sweep():
@@ -56,8 +56,3 @@ def run_or_exit(task: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
         log.exception("cell failed")
         print(f"gradinv: error: {type(error).__name__}: {error}", file=sys.stderr)
         return None
-
-
-def in_sweep() -> bool:
-    """Whether this process runs a cell of a Hydra multirun."""
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

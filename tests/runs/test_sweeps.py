@@ -1,9 +1,11 @@
-"""Sweeps: a bad cell fails alone with its sentence, folders are named by cell, resume finds them,
-and the joblib launcher runs cells in parallel."""
+"""Sweeps: a bad cell fails alone with its sentence, the summary counts exactly this sweep's
+cells, folders are named by cell, resume finds them, and the joblib launcher runs cells in
+parallel."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +14,17 @@ import pytest
 
 from tests.conftest import REPO
 
-CELL = ["logger=none", "trainer.enable_progress_bar=false", "model.width=16", "attack.iterations=2"]
+QUIET = ["logger=none", "trainer.enable_progress_bar=false", "metrics.lpips_download=false"]
+CELL = [*QUIET, "model.width=16", "attack.iterations=2"]
 
 
-def sweep(folder: Path, *overrides: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "gradinv/main.py", "-m", *CELL, *overrides, f"hydra.sweep.dir={folder}"]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+def command(folder: Path, *overrides: str, cell: list[str] = CELL) -> list[str]:
+    return [sys.executable, "gradinv/main.py", "-m", *cell, *overrides, f"hydra.sweep.dir={folder}"]
+
+
+def sweep(folder: Path, *overrides: str, cell: list[str] = CELL) -> subprocess.CompletedProcess:
+    arguments = command(folder, *overrides, cell=cell)
+    return subprocess.run(arguments, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 def statuses(folder: Path) -> dict[str, str]:
@@ -37,6 +44,30 @@ def test_a_bad_cell_fails_alone_and_the_sweep_exits_nonzero_with_a_summary(tmp_p
     assert f"gradinv: sweep {tmp_path}: 2 ok, 1 not ok" in done.stderr
     failed = next(tmp_path.glob("*model.dropout=1.0*/results.json"))
     assert "model.dropout must be a number" in json.loads(failed.read_text())["error"]
+    # where the sweep stands, with the per-cell progress bar off
+    assert "gradinv: cell 1 of 3 (attack.iterations=2,metrics.lpips_download=False,model.dropout=0," in done.stderr
+    started = r"gradinv: cell 3 of 3 \(.*\): \d:\d\d:\d\d elapsed, about \d:\d\d:\d\d left"
+    assert re.search(started, done.stderr)
+
+
+def test_the_summary_counts_the_cells_of_this_sweep_only(tmp_path):
+    """A refused cell is not ok although its folder holds an ok run; a failed run left by an
+    earlier sweep is listed apart and does not fail a later good sweep."""
+    earlier = {"cell0": {"status": "ok", "config": {"seed": 7}}, "old": {"status": "failed"}}
+    for folder, record in earlier.items():
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "results.json").write_text(json.dumps(record))
+    by_number = "hydra.sweep.subdir=cell${hydra.job.num}"  # cell0 is the ok run of another configuration
+    refused = sweep(tmp_path, "model.dropout=0,0.25", "resume=true", by_number)
+    assert refused.returncode == 1
+    assert f"gradinv: sweep {tmp_path}: 1 ok, 1 not ok\n" in refused.stderr
+    assert "gradinv:   failed: cell0: ConfigError: resume=true found a finished run of another" in refused.stderr
+    assert f"gradinv:   not counted, left in {tmp_path} by earlier sweeps: 1 failed\n" in refused.stderr
+    good = sweep(tmp_path, "model.dropout=0.5")
+    assert good.returncode == 0, good.stderr[-2000:]
+    assert f"gradinv: sweep {tmp_path}: 1 ok, 0 not ok\n" in good.stderr
+    assert f"gradinv:   not counted, left in {tmp_path} by earlier sweeps: 1 failed, 2 ok\n" in good.stderr
+    assert not (tmp_path / ".sweeps").exists()  # each sweep's ledger of its cells is removed
 
 
 def test_a_reordered_and_extended_grid_resumes_only_the_cells_it_ran(tmp_path):
@@ -72,3 +103,4 @@ def test_joblib_sweep_runs_two_parallel_jobs(tmp_path):
     results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/results.json"))]
     assert [r["status"] for r in results] == ["ok", "ok"]
     assert [r["choices"]["seed"] for r in results] == [0, 1]
+
