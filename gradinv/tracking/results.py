@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from gradinv.errors import ConfigError
+from gradinv.interrupt import Interrupted
 from gradinv.schema import FAILED, OK, RESULTS_FILE, Record
 
 
@@ -93,6 +94,8 @@ def recording(path: str | Path, start: Record, resumable: bool = False) -> Itera
 
 def describe_failure(error: BaseException) -> str:
     """What ended a run, in words a person reads in results.json."""
+    if isinstance(error, Interrupted):
+        return f"interrupted by {error.name} before it finished"
     if isinstance(error, KeyboardInterrupt):
         return "interrupted (Ctrl-C or SIGINT) before it finished"
     if isinstance(error, SystemExit):

@@ -1,13 +1,15 @@
 """Sweeps: a bad cell fails alone with its sentence, the summary counts exactly this sweep's
-cells, folders are named by cell, resume finds them, and the joblib launcher runs cells in
-parallel."""
+cells, folders are named by cell, resume finds them, a killed sweep says so, and the joblib
+launcher runs cells in parallel."""
 
 from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -103,4 +105,28 @@ def test_joblib_sweep_runs_two_parallel_jobs(tmp_path):
     results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/results.json"))]
     assert [r["status"] for r in results] == ["ok", "ok"]
     assert [r["choices"]["seed"] for r in results] == [0, 1]
+
+
+def test_sigterm_ends_a_sweep_with_status_143_its_summary_so_far_and_the_resume_hint(tmp_path):
+    endless = ["attack.stop_patience=null", "attack.stop_loss=null"]
+    job = subprocess.Popen(
+        command(tmp_path, "attack.iterations=2,100000", *endless), cwd=REPO,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    long_cell = None
+    for _ in range(240):  # until the long cell is under way
+        long_cell = next(tmp_path.glob("*attack.iterations=100000*/results.json"), None)
+        if long_cell is not None and json.loads(long_cell.read_text())["status"] == "running":
+            break
+        time.sleep(0.5)
+    time.sleep(2)
+    job.send_signal(signal.SIGTERM)
+    _, stderr = job.communicate(timeout=120)
+    assert job.returncode == 128 + signal.SIGTERM == 143
+    assert "gradinv: sweep interrupted by SIGTERM; the cell that was running is recorded failed." in stderr
+    assert f"gradinv: sweep {tmp_path} so far: 1 ok, 1 not ok\n" in stderr
+    hint = f"gradinv: rerun the same command with resume=true hydra.sweep.dir={tmp_path} to pick it up"
+    assert hint in stderr
+    record = json.loads(long_cell.read_text())
+    assert (record["status"], record["error"]) == ("failed", "interrupted by SIGTERM before it finished")
 
