@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from torch import nn
 
@@ -31,7 +31,7 @@ from gradinv.tracking.progress import AttackProgressBar
 from gradinv.tracking.results import ResultsFile, finished, recording
 from gradinv.tracking.wandb_logger import finish_run
 from gradinv.tracking.wandb_tables import log_per_image_table
-from gradinv.typecheck import check_fields
+from gradinv.typecheck import check_fields, unused_fields
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     holding an ok result is kept too (``recording`` refuses it).
     """
     set_verbosity(bool(cfg.get("verbose", False)))
+    drop_unused_attack_fields(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.get("resume"):
         stored = finished(run_dir())
@@ -80,6 +81,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     start = RunRecord(choices=choices(cfg), config=config)
     with recording(run_dir(), start, resumable=True) as results:
         return _execute(cfg, results)
+
+
+def drop_unused_attack_fields(cfg: DictConfig) -> None:
+    """Remove the attack fields its class does not take (a closed-form attack's placeholders
+    for the optimization fields a sweep sets for the other attacks), logging those that were set."""
+    unused = unused_fields(cfg.attack)
+    ignored = [f"attack.{key}={cfg.attack[key]}" for key in unused if cfg.attack[key] is not None]
+    if ignored:
+        log.info(
+            "attack=%s does not use %s (set for the other attacks of a sweep): ignored.",
+            choices(cfg)["attack"], ", ".join(ignored),
+        )
+    with open_dict(cfg):
+        for key in unused:
+            del cfg.attack[key]
 
 
 def comparable(config: Any) -> Any:

@@ -14,6 +14,7 @@ from PIL import Image
 from gradinv.errors import ConfigError, instantiate
 from gradinv.experiment import build_setting
 from gradinv.federated.client import FederatedClient
+from gradinv.typecheck import unused_fields
 from tests.helpers import CONF
 
 GROUPS = (
@@ -63,6 +64,16 @@ def test_every_option_composes_and_builds_a_run(group, option, tmp_path):
 def test_launcher_configs_compose(launcher):
     cfg = composed([f"hydra/launcher={launcher}"], hydra=True)
     assert cfg.hydra.launcher._target_.startswith("hydra_plugins.")
+
+
+def test_rgap_holds_every_optimization_field_as_a_null_placeholder():
+    """So that one sweep sets an optimization field for the attacks beside R-GAP
+    (`-m attack=ig,rgap attack.iterations=20`): each must exist in rgap.yaml to compose."""
+    rgap = composed(["attack=rgap"]).attack
+    for attack in sorted(p.stem for p in (Path(CONF) / "attack").glob("*.yaml")):
+        missing = sorted(set(composed([f"attack={attack}"]).attack) - set(rgap))
+        assert not missing, f"conf/attack/rgap.yaml lacks attack={attack}'s {missing} (add them as null)"
+    assert unused_fields(rgap) and all(rgap[field] is None for field in unused_fields(rgap))
 
 
 @pytest.mark.parametrize("attack", sorted(p.stem for p in (Path(CONF) / "attack").glob("*.yaml")))

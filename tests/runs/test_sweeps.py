@@ -1,6 +1,6 @@
 """Sweeps: a bad cell fails alone with its sentence, the summary counts exactly this sweep's
-cells, folders are named by cell, resume finds them, a killed sweep says so, and the joblib
-launcher runs cells in parallel."""
+cells, folders are named by cell, resume finds them, a grid may mix R-GAP with IG, a killed
+sweep says so, and the joblib launcher runs cells in parallel."""
 
 from __future__ import annotations
 
@@ -105,6 +105,20 @@ def test_joblib_sweep_runs_two_parallel_jobs(tmp_path):
     results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/results.json"))]
     assert [r["status"] for r in results] == ["ok", "ok"]
     assert [r["choices"]["seed"] for r in results] == [0, 1]
+
+
+def test_a_grid_mixing_rgap_and_ig_runs_both_and_rgap_ignores_the_iterations(tmp_path):
+    small_fcn3 = [*QUIET, "model=fcn3", "model.widths=[64,32]"]
+    done = sweep(tmp_path, "attack=rgap,ig", "attack.iterations=2", cell=small_fcn3)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = [json.loads(path.read_text()) for path in tmp_path.glob("*/results.json")]
+    records = {record["choices"]["attack"]: record for record in records}
+    assert records["ig"]["status"] == records["rgap"]["status"] == "ok"
+    assert records["ig"]["config"]["attack"]["iterations"] == records["ig"]["timing"]["iterations"] == 2
+    assert "iterations" not in records["rgap"]["config"]["attack"]  # recorded as what ran
+    assert records["rgap"]["timing"]["iterations"] is None
+    log = next(tmp_path.glob("*attack=rgap*/gradinv.log")).read_text()
+    assert "attack=rgap does not use attack.iterations=2 (set for the other attacks of a sweep): ignored." in log
 
 
 def test_sigterm_ends_a_sweep_with_status_143_its_summary_so_far_and_the_resume_hint(tmp_path):
