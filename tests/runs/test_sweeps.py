@@ -1,11 +1,12 @@
 """Sweeps: a bad cell fails alone with its sentence, the summary counts exactly this sweep's
 cells, folders are named by cell, resume finds them, a grid may mix R-GAP with IG, a killed
-sweep says so, and the joblib launcher runs cells in parallel."""
+sweep says so, and the joblib and submitit launchers run the cells."""
 
 from __future__ import annotations
 
 import json
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -144,3 +145,27 @@ def test_sigterm_ends_a_sweep_with_status_143_its_summary_so_far_and_the_resume_
     record = json.loads(long_cell.read_text())
     assert (record["status"], record["error"]) == ("failed", "interrupted by SIGTERM before it finished")
 
+
+@pytest.mark.slow
+def test_submitit_local_sweep_runs_two_cells_as_jobs(tmp_path):
+    """The cluster path as README's SLURM example runs it, through submitit's local executor:
+    the same pickling, job folders and result collection as on SLURM, as local processes."""
+    example = readme_slurm_example()
+    assert "hydra/launcher=slurm_gpu" in example and "hydra.launcher.partition=gpu" in example
+    local = {
+        "hydra/launcher=slurm_gpu": "hydra/launcher=submitit_local", "hydra.launcher.partition=gpu": None,
+        "trainer.accelerator=gpu": "trainer.accelerator=cpu", "attack.iterations=24000": "attack.iterations=2",
+    }
+    overrides = [local.get(word, word) for word in example[example.index("-m") + 1:]]
+    done = sweep(tmp_path, *filter(None, overrides), cell=[*QUIET, "model.width=16"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"gradinv: sweep {tmp_path}: 2 ok, 0 not ok" in done.stderr
+    results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/results.json"))]
+    assert [(r["status"], r["choices"]["dropout"]) for r in results] == [("ok", 0.0), ("ok", 0.25)]
+    assert len(list((tmp_path / ".submitit").glob("*/*_result.pkl"))) == 2  # collected from the jobs
+
+
+def readme_slurm_example() -> list[str]:
+    """The words of README's SLURM command (continuation lines joined)."""
+    text = (REPO / "README.md").read_text().replace("\\\n", " ")
+    return shlex.split(next(line for line in text.splitlines() if "main.py -m hydra/launcher=slurm_gpu" in line))
