@@ -50,7 +50,8 @@ class Ledger:
 
     @classmethod
     def open(cls, sweep_dir: Path, cells: int | None) -> "Ledger":
-        """A new ledger in ``sweep_dir``, named for the cells of this process."""
+        """A new ledger in ``sweep_dir`` for this command's cells, named to them (and to the
+        processes they run in) through ``LEDGER_VARIABLE``."""
         name = f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{uuid.uuid4().hex[:8]}"
         ledger = cls(sweep_dir.resolve() / LEDGERS / name)
         ledger.path.mkdir(parents=True)
