@@ -1,5 +1,5 @@
-"""What the command-line entry points share: one config folder, one Hydra main, and a
-configuration error is one sentence and exit 2."""
+"""What the command-line entry points share: one config folder, one Hydra main, a configuration
+error is one sentence and exit 2, and an interrupted command says so and exits 128 + signal."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Any, Callable, TypeVar
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from gradinv.errors import ConfigError
+from gradinv.interrupt import Interrupted, interruptible
+from gradinv.tracking.sweep import Ledger, in_sweep, sweep_cell
 
 log = logging.getLogger("gradinv")
 T = TypeVar("T")
@@ -25,15 +26,24 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
 def entry_point(
     task: Callable[[DictConfig], T], config_name: str, objective: Callable[[T], float] | None = None
 ) -> Callable[[], Any]:
-    """The Hydra main of an entry point: ``task`` on ``conf/<config_name>.yaml`` through
-    ``run_or_exit``; a sweeper optimizing the grid reads ``objective(outcome)``."""
+    """The command of an entry point: ``task`` on ``conf/<config_name>.yaml`` through
+    ``run_or_exit``; a sweeper optimizing the grid reads ``objective(outcome)``. SIGTERM or
+    SIGINT end it with ``report_interrupt``'s lines and exit status 128 + signal."""
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> float | None:
         outcome = run_or_exit(task, cfg)
         return None if outcome is None or objective is None else objective(outcome)
 
-    return main
+    def command() -> Any:
+        try:
+            with interruptible():
+                return main()
+        except Interrupted as stop:
+            report_interrupt(stop)
+            raise SystemExit(stop.exit_status) from None
+
+    return command
 
 
 def run_or_exit(task: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
@@ -44,7 +54,8 @@ def run_or_exit(task: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
     (``gradinv.tracking.sweep``) exits non-zero at the end.
     """
     try:
-        return task(cfg)
+        with interruptible(), sweep_cell():
+            return task(cfg)
     except ConfigError as error:
         print(f"gradinv: error: {error}", file=sys.stderr)
         if in_sweep():
@@ -56,8 +67,29 @@ def run_or_exit(task: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:
         log.exception("cell failed")
         print(f"gradinv: error: {type(error).__name__}: {error}", file=sys.stderr)
         return None
+    except Interrupted as stop:
+        stop.run_dir = HydraConfig.get().runtime.output_dir
+        raise
 
 
-def in_sweep() -> bool:
-    """Whether this process runs a cell of a Hydra multirun."""
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+def report_interrupt(stop: Interrupted) -> None:
+    """Say that the command was interrupted, a sweep's summary so far, and how to pick it up."""
+    ledger = Ledger.current()
+    if ledger is not None:
+        lines, _ = ledger.summary(interrupted=True)
+        folder = ledger.sweep["folder"]
+        ledger.close()
+        lines = [
+            f"gradinv: sweep interrupted by {stop.name}; the cell that was running is recorded failed.",
+            *lines,
+            f"gradinv: rerun the same command with resume=true hydra.sweep.dir={folder} to pick it "
+            "up: finished cells are skipped.",
+        ]
+    elif stop.run_dir is not None:
+        lines = [
+            f"gradinv: run interrupted by {stop.name}; its results.json says failed: rerun the same "
+            f"command with resume=true hydra.run.dir={stop.run_dir} to run it again."
+        ]
+    else:
+        lines = [f"gradinv: interrupted by {stop.name} before the run started."]
+    print("\n".join(lines), file=sys.stderr, flush=True)

@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from torch import nn
 
@@ -24,15 +24,15 @@ from gradinv.federated.client import FederatedClient
 from gradinv.metrics.lpips import fetch_weights
 from gradinv.metrics.monitor import ConvergenceMonitor
 from gradinv.models.build import build_model
-from gradinv.schema import GROUPS, OK, PICTURE_FILE, RESULTS_FILE, RunRecord, Timing
+from gradinv.schema import GROUPS, OK, PICTURE_FILE, RunRecord, Timing
 from gradinv.schema import WANDB_METRICS_PREFIX, WANDB_TIMING_PREFIX
 from gradinv.tracking.console import set_verbosity
 from gradinv.tracking.images import reconstruction_grid, save_reconstruction
 from gradinv.tracking.progress import AttackProgressBar
-from gradinv.tracking.results import ResultsFile, read_results, recording
+from gradinv.tracking.results import ResultsFile, finished, recording
 from gradinv.tracking.wandb_logger import finish_run
 from gradinv.tracking.wandb_tables import log_per_image_table
-from gradinv.typecheck import check_fields
+from gradinv.typecheck import check_fields, unused_fields
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     With ``resume=true`` a run whose folder already holds an ok results.json of the same
     configuration is not run again: its stored outcome is returned and the file is left
     untouched. An ok result of another configuration is never overwritten: the run stops
-    with a ConfigError that names the first differing field.
+    with a ConfigError that names the first differing field. Without ``resume=true`` a folder
+    holding an ok result is kept too (``recording`` refuses it).
     """
     set_verbosity(bool(cfg.get("verbose", False)))
+    drop_unused_attack_fields(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.get("resume"):
         stored = finished(run_dir())
@@ -77,8 +79,31 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 f"resume=true found a finished run of another configuration in {run_dir()} "
                 f"({difference}); point hydra.sweep.dir (or hydra.run.dir) at a new folder."
             )
-    with recording(run_dir(), RunRecord(choices=choices(cfg), config=config)) as results:
+    start = RunRecord(choices=choices(cfg), config=config)
+    with recording(run_dir(), start, resumable=True) as results:
         return _execute(cfg, results)
+
+
+def drop_unused_attack_fields(cfg: DictConfig) -> None:
+    """Remove the attack fields its class does not take (a closed-form attack's placeholders
+    for the optimization fields a sweep sets for the other attacks), logging those that were set."""
+    unused = unused_fields(cfg.attack)
+    ignored = [f"{path}={value}" for key in unused for path, value in _set_leaves(f"attack.{key}", cfg.attack[key])]
+    if ignored:
+        log.info(
+            "attack=%s does not use %s (set for the other attacks of a sweep): ignored.",
+            choices(cfg)["attack"], ", ".join(ignored),
+        )
+    with open_dict(cfg):
+        for key in unused:
+            del cfg.attack[key]
+
+
+def _set_leaves(path: str, value: Any) -> list[tuple[str, Any]]:
+    """The fields under ``path`` that hold a value (not null), nested blocks walked."""
+    if isinstance(value, DictConfig):
+        return [leaf for key in value for leaf in _set_leaves(f"{path}.{key}", value[key])]
+    return [] if value is None else [(path, value)]
 
 
 def comparable(config: Any) -> Any:
@@ -99,18 +124,6 @@ def first_difference(stored: Any, requested: Any, path: str = "") -> str | None:
     if stored != requested:
         return f"{path.rstrip('.')}: {stored!r} -> {requested!r}"
     return None
-
-
-def finished(folder: Path) -> dict[str, Any] | None:
-    """The stored results of a run that ended ok in ``folder``, else None."""
-    path = folder / RESULTS_FILE
-    if not path.is_file():
-        return None
-    try:
-        stored = read_results(path)
-    except ValueError:
-        return None
-    return stored if stored.get("status") == OK else None
 
 
 def build_setting(cfg: DictConfig) -> tuple[ImageDataset, Defense, nn.Module]:

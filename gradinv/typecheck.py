@@ -35,6 +35,23 @@ def check_fields(group: str, cfg: DictConfig | Mapping[str, Any]) -> None:
             check_fields(path, nested)
 
 
+def unused_fields(cfg: DictConfig) -> list[str]:
+    """The fields of a config entry that its ``_target_`` takes no parameter for (nor its bases):
+    placeholders that let one sweep set a field for the other options of the group, such as
+    R-GAP's null optimization fields."""
+    target = cfg.get("_target_")
+    if not isinstance(target, str):
+        return []
+    taken = {
+        name
+        for klass in inspect.getmro(get_class(target))
+        if "__init__" in klass.__dict__
+        for name, parameter in inspect.signature(klass.__dict__["__init__"]).parameters.items()
+        if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    }
+    return [key for key in cfg if key != "_target_" and key not in taken]
+
+
 def _nested_targets(path: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
     """Entries built from their own ``_target_`` (a field, or each value of a mapping field)."""
     if not isinstance(value, dict):

@@ -38,7 +38,9 @@ class RGAP(Attack):
     #: ``Reconstruction.gradient_distance`` is ``gradient_residual``'s relative squared distance.
     gradient_metric = "gradient_relative_squared_distance"
 
-    def __init__(self, labels_known: bool = True, masks_known: bool = False) -> None:
+    def __init__(self, labels_known: bool = True, masks_known: bool = False, **optimization: Any) -> None:
+        """``optimization``: the optimization attacks' fields (null in rgap.yaml), which one sweep
+        may set for the attacks beside R-GAP; it has no use for them (a run drops and logs them)."""
         self.labels_known = labels_known
         self.masks_known = masks_known
         self.rank_table: list[dict[str, Any]] = []

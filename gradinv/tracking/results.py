@@ -11,7 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from gradinv.schema import FAILED, RESULTS_FILE, Record
+from gradinv.errors import ConfigError
+from gradinv.interrupt import Interrupted
+from gradinv.schema import FAILED, OK, RESULTS_FILE, Record
 
 
 def _clean(value: Any) -> Any:
@@ -55,10 +57,32 @@ def read_results(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
+def finished(folder: str | Path) -> dict[str, Any] | None:
+    """The stored results of a run that ended ok in ``folder``, else None."""
+    path = Path(folder) / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        stored = read_results(path)
+    except ValueError:
+        return None
+    return stored if stored.get("status") == OK else None
+
+
 @contextmanager
-def recording(path: str | Path, start: Record) -> Iterator[ResultsFile]:
+def recording(path: str | Path, start: Record, resumable: bool = False) -> Iterator[ResultsFile]:
     """A run's results file: ``start`` (status 'running') now, 'failed' with the error if the
-    enclosed work raises (the run itself writes 'ok' when it finishes)."""
+    enclosed work raises (the run itself writes 'ok' when it finishes).
+
+    A folder that already holds a finished run is kept as it is: a ConfigError names the way
+    out (a new folder, or ``resume=true`` where the entry point has it: ``resumable``).
+    """
+    if finished(path) is not None:
+        resume = "add resume=true to skip finished runs, or " if resumable else ""
+        raise ConfigError(
+            f"{path} already holds a finished run (its results.json says ok), which is kept: "
+            f"{resume}point hydra.run.dir (in a sweep: hydra.sweep.dir) at a new folder."
+        )
     results = ResultsFile(path, start)
     results.write()
     try:
@@ -70,6 +94,8 @@ def recording(path: str | Path, start: Record) -> Iterator[ResultsFile]:
 
 def describe_failure(error: BaseException) -> str:
     """What ended a run, in words a person reads in results.json."""
+    if isinstance(error, Interrupted):
+        return f"interrupted by {error.name} before it finished"
     if isinstance(error, KeyboardInterrupt):
         return "interrupted (Ctrl-C or SIGINT) before it finished"
     if isinstance(error, SystemExit):

@@ -14,6 +14,7 @@ from PIL import Image
 from gradinv.errors import ConfigError, instantiate
 from gradinv.experiment import build_setting
 from gradinv.federated.client import FederatedClient
+from gradinv.typecheck import unused_fields
 from tests.helpers import CONF
 
 GROUPS = (
@@ -63,6 +64,20 @@ def test_every_option_composes_and_builds_a_run(group, option, tmp_path):
 def test_launcher_configs_compose(launcher):
     cfg = composed([f"hydra/launcher={launcher}"], hydra=True)
     assert cfg.hydra.launcher._target_.startswith("hydra_plugins.")
+
+
+def test_rgap_holds_every_optimization_field_as_a_null_placeholder():
+    """So that one sweep sets an optimization field for the attacks beside R-GAP
+    (`-m attack=ig,rgap attack.optim.iterations=20`): each must exist in rgap.yaml to compose."""
+    rgap = composed(["attack=rgap"]).attack
+    for attack in sorted(p.stem for p in (Path(CONF) / "attack").glob("*.yaml")):
+        fields = composed([f"attack={attack}"]).attack
+        missing = sorted(set(fields) - set(rgap))
+        missing += sorted(f"optim.{k}" for k in set(fields.get("optim") or {}) - set(rgap.optim) - {"_target_"})
+        assert not missing, f"conf/attack/rgap.yaml lacks attack={attack}'s {missing} (add them as null)"
+    unused = unused_fields(rgap)
+    assert unused and all(rgap[f] is None for f in unused if f != "optim")
+    assert all(value is None for value in rgap.optim.values())
 
 
 @pytest.mark.parametrize("attack", sorted(p.stem for p in (Path(CONF) / "attack").glob("*.yaml")))

@@ -1,5 +1,5 @@
 """resume=true: a finished run of the same configuration is skipped and never overwritten; a
-failed one runs again."""
+failed one runs again. Without it, a folder that holds a finished run is refused, not overwritten."""
 
 from __future__ import annotations
 
@@ -28,3 +28,15 @@ def test_resume_reruns_a_failed_run(tmp_path):
     outcome = run_config(["model.width=32", "attack.optim.iterations=2", "resume=true"], tmp_path)
     assert json.loads((tmp_path / "results.json").read_text())["status"] == "ok"
     assert outcome["timing"]["iterations"] == 2
+
+
+def test_a_rerun_without_resume_keeps_the_finished_run(tmp_path):
+    overrides = ["model.width=32", "attack.optim.iterations=2"]
+    run_config(overrides, tmp_path)
+    stored = (tmp_path / "results.json").read_text()
+    with pytest.raises(ConfigError, match=(
+        rf"^{tmp_path} already holds a finished run \(its results.json says ok\), which is kept: add "
+        r"resume=true to skip finished runs, or point hydra.run.dir \(in a sweep: hydra.sweep.dir\) at a new folder.$"
+    )):
+        run_config([*overrides, "attack.optim.iterations=3"], tmp_path)
+    assert (tmp_path / "results.json").read_text() == stored
