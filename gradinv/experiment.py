@@ -115,8 +115,8 @@ def finished(folder: Path) -> dict[str, Any] | None:
 def build_setting(cfg: DictConfig) -> tuple[ImageDataset, Defense, nn.Module]:
     """Check every group's values against its target's types, seed everything, then build the
     dataset, the defense and the (defended) global model."""
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
-        raise ConfigError(f"seed must be an integer, got {cfg.seed!r}.")
+    check_seed(cfg.seed)
+    check_trainer(cfg.trainer, attacks="attack" in cfg)
     for group in ("dataset", "model", "defense", "attack"):
         if group in cfg:
             check_fields(group, cfg[group])
@@ -124,6 +124,37 @@ def build_setting(cfg: DictConfig) -> tuple[ImageDataset, Defense, nn.Module]:
     dataset = instantiate(cfg.dataset)
     defense = instantiate(cfg.defense)
     return dataset, defense, build_model(cfg.model, dataset.spec, cfg.seed, defense.prepare_model)
+
+
+#: numpy's seed range, which Lightning's ``seed_everything`` enforces.
+SEEDS = (0, 2**32 - 1)
+#: The accelerators gradinv runs on; Lightning's others (tpu, hpu, mps) are untested here.
+ACCELERATORS = ("auto", "cpu", "cuda", "gpu")
+#: The precision every attack runs in, as Lightning spells float32: with 64-true or bf16-true the
+#: optimization attacks meet float32 tensors and stop, and 16-mixed on a CPU becomes bf16-mixed,
+#: which runs with other numbers.
+PRECISIONS = ("32-true", "32", 32)
+
+
+def check_seed(seed: Any) -> None:
+    """The seed is an integer numpy accepts."""
+    low, high = SEEDS
+    if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high:
+        raise ConfigError(f"seed must be an integer in [{low}, {high}], got {seed!r}.")
+
+
+def check_trainer(trainer: DictConfig, attacks: bool) -> None:
+    """An accelerator gradinv runs on and, for an attack, a precision the attacks run in."""
+    accelerator = trainer.get("accelerator")
+    if accelerator not in ACCELERATORS:
+        raise ConfigError(
+            f"trainer.accelerator must be one of {', '.join(ACCELERATORS)}, got {accelerator!r}."
+        )
+    precision = trainer.get("precision")
+    if attacks and precision not in PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision must be 32-true, the precision every attack runs in, got {precision!r}."
+        )
 
 
 def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:

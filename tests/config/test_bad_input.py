@@ -27,7 +27,14 @@ from tests.helpers import REPO_ROOT, compose_config, run_config
         # A value of the wrong type, checked against the type hints of the group's target:
         (["model.dropout=high"], "model.dropout must be a number, got 'high'."),
         (["model.dropout=null"], "model.dropout must be a number, got None."),
-        (["seed=abc"], "seed must be an integer, got 'abc'."),
+        (["seed=abc"], "seed must be an integer in [0, 4294967295], got 'abc'."),
+        (["seed=-1"], "seed must be an integer in [0, 4294967295], got -1."),
+        # what the attacks cannot run on or in
+        (["trainer.accelerator=tpu"], "trainer.accelerator must be one of auto, cpu, cuda, gpu, got 'tpu'."),
+        (["trainer.precision=bf16-true"], "trainer.precision must be 32-true, the precision every attack runs in, got 'bf16-true'."),
+        (["trainer.precision=16-mixed"], "trainer.precision must be 32-true, the precision every attack runs in, got '16-mixed'."),
+        (["trainer.precision=64-true"], "trainer.precision must be 32-true, the precision every attack runs in, got '64-true'."),
+        (["dataset.num_victims=2", "dataset.victim_indices=[3,3]"], "dataset.victim_indices must name distinct images, got 3 twice."),
         (["dataset.batch_size=2.0"], "dataset.batch_size must be an integer, got 2.0."),
         (["attack.regularizers.total_variation.weight=abc"], "attack.regularizers.total_variation.weight must be a number, got 'abc'."),
         (["attack.lr_decay_at=[0.5,x]"], "attack.lr_decay_at must be a list of numbers, got [0.5, 'x']."),
@@ -83,6 +90,8 @@ def _picture(path, color=(10, 20, 30)):
          "dataset.label applies to a flat folder only"),
         (lambda d: _picture(d / "a.png"), ["dataset=folder", "dataset.path={d}", "dataset.label=1", "dataset.num_victims=3"],
          "dataset.num_victims x dataset.batch_size = 3 exceeds the 1 images available; lower them or point dataset.path"),
+        (lambda d: _picture(d / "a.png"), ["dataset=folder", "dataset.path={d}", "dataset.label=1", "dataset.size=5", "model=cnn"],
+         "dataset.size must be at least 6 pixels, the smallest image SSIM's 11-pixel window takes, got 5."),
         # a dataset.root that is no dataset: a file, an empty folder, a missing folder
         (lambda d: (d / "notes.txt").write_text("hello"), ["dataset.root={d}/notes.txt"],
          "dataset.root '{d}/notes.txt' does not hold torchvision's mnist files"),

@@ -90,3 +90,13 @@ def test_lpips_download_puts_verified_weights_in_the_hub_cache(hub, monkeypatch)
     monkeypatch.setattr(type(AlexNet_Weights.IMAGENET1K_V1), "get_state_dict", download)
     monkeypatch.setattr(lpips_module, "SHA256_PREFIX", hashlib.sha256(b"pretend weights").hexdigest()[:8])
     assert lpips_module.fetch_weights() is None
+
+
+def test_ssim_takes_images_down_to_the_smallest_size_a_dataset_may_have(hub):
+    from gradinv.metrics.image_quality import MIN_IMAGE_SIZE
+
+    small = image_quality(torch.rand(1, 3, MIN_IMAGE_SIZE, MIN_IMAGE_SIZE), torch.rand(1, 3, MIN_IMAGE_SIZE, MIN_IMAGE_SIZE))
+    assert -1 <= small["ssim"][0] <= 1
+    smaller = MIN_IMAGE_SIZE - 1
+    with pytest.raises(RuntimeError, match="Padding size should be less than"):
+        image_quality(torch.rand(1, 3, smaller, smaller), torch.rand(1, 3, smaller, smaller))
