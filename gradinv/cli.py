@@ -1,25 +1,28 @@
 """What the command-line entry points share: one config folder, one Hydra main, and a
-configuration error is one sentence and exit 2."""
+configuration error is one sentence and exit 2, a misspelt name on the command line included."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException, OverrideParseException, SearchPathException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from gradinv.config_names import CONFIG_DIR, composition_message
 from gradinv.errors import ConfigError
 
 log = logging.getLogger("gradinv")
 T = TypeVar("T")
 
-#: The Hydra config folder every entry point, benchmark and test composes from.
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+#: Hydra's errors about the command line itself: a group, option or field it does not name,
+#: an override it cannot parse, a --config-dir that is not there.
+COMMAND_LINE_ERRORS = (ConfigCompositionException, OverrideParseException, SearchPathException)
 
 
 def entry_point(
@@ -33,7 +36,29 @@ def entry_point(
         outcome = run_or_exit(task, cfg)
         return None if outcome is None or objective is None else objective(outcome)
 
-    return main
+    return lambda: composed_or_exit(main)
+
+
+def composed_or_exit(main: Callable[[], T]) -> T:
+    """Run Hydra's ``main``; when Hydra cannot compose the command line's config (``model=mpl``,
+    ``attak=dia``, ``model.dropuot=0.1``), print one sentence naming the allowed names and the
+    closest one, and exit with status 2.
+
+    Hydra prints its own several-line report and exits 1 unless HYDRA_FULL_ERROR=1, which lets
+    its errors through to here; an error of the task itself then shows its full traceback.
+    """
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        return main()
+    except COMMAND_LINE_ERRORS as error:
+        print(f"gradinv: error: {composition_message(error)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        if previous is None:
+            del os.environ["HYDRA_FULL_ERROR"]
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous
 
 
 def run_or_exit(task: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gradinv.attacks.base import AttackRuntime, ServerView
+from gradinv.config_names import check_top_level
 from gradinv.data.datasets import ImageDataset
 from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError, instantiate
@@ -115,17 +116,20 @@ def finished(folder: Path) -> dict[str, Any] | None:
 def build_setting(cfg: DictConfig) -> tuple[ImageDataset, Defense, nn.Module]:
     """Check every group's values against its target's types, seed everything, then build the
     dataset, the defense and the (defended) global model."""
+    check_top_level(cfg, HydraConfig.get().job.config_name)
     check_seed(cfg.seed)
     check_trainer(cfg.trainer, attacks="attack" in cfg)
     for group in ("dataset", "model", "defense", "attack"):
         if group in cfg:
-            check_fields(group, cfg[group])
+            check_fields(group, cfg[group], handled=MODEL_FIELDS if group == "model" else ())
     L.seed_everything(cfg.seed, verbose=False)
     dataset = instantiate(cfg.dataset)
     defense = instantiate(cfg.defense)
     return dataset, defense, build_model(cfg.model, dataset.spec, cfg.seed, defense.prepare_model)
 
 
+#: The model field ``build_model`` reads itself, beside the model class's own.
+MODEL_FIELDS = ("checkpoint",)
 #: numpy's seed range, which Lightning's ``seed_everything`` enforces.
 SEEDS = (0, 2**32 - 1)
 #: The accelerators gradinv runs on; Lightning's others (tpu, hpu, mps) are untested here.
