@@ -29,10 +29,12 @@ def entry_point(
     task: Callable[[DictConfig], T], config_name: str, objective: Callable[[T], float] | None = None
 ) -> Callable[[], Any]:
     """The Hydra main of an entry point: ``task`` on ``conf/<config_name>.yaml`` through
-    ``run_or_exit``; a sweeper optimizing the grid reads ``objective(outcome)``."""
+    ``run_or_exit``, after a log line naming the run's folder (whatever the logger); a sweeper
+    optimizing the grid reads ``objective(outcome)``."""
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> float | None:
+        log.info("run folder: %s", HydraConfig.get().runtime.output_dir)
         outcome = run_or_exit(task, cfg)
         return None if outcome is None or objective is None else objective(outcome)
 

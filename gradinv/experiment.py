@@ -201,7 +201,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     attack_seconds = time.perf_counter() - attack_started
 
     if cfg.get("metrics", {}).get("lpips_download", False):
-        fetch_weights()
+        fetch_weights(verbose=bool(cfg.get("verbose", False)))
     scores = evaluate(records, reconstructions, spec, attack.gradient_distance)
     save_reconstruction(
         scores.originals, scores.reconstructions, run_dir() / PICTURE_FILE,
