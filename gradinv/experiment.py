@@ -205,7 +205,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     scores = evaluate(records, reconstructions, spec, attack.gradient_distance)
     save_reconstruction(
         scores.originals, scores.reconstructions, run_dir() / PICTURE_FILE,
-        scores.per_image, title=cell_title(choices(cfg)),
+        scores.per_image, title=cell_title(choices(cfg)), labels_known=client.share_labels,
     )
     steps = sum(rec.iterations for rec in reconstructions)
     timing = Timing(
