@@ -1,5 +1,5 @@
 """The names a command line may use (config groups, their options, a config's fields) and the
-allowed name closest to a misspelt one, so that ``model=mpl`` is answered "did you mean model=mlp?".
+allowed name closest to a misspelt one, so that ``model=mpl`` is answered "did you mean mlp?".
 
 Hydra stops a misspelt group, option or field while it composes the config, before gradinv's
 task runs; ``composition_message`` turns its error into one sentence. A name Hydra lets through
@@ -50,13 +50,18 @@ def choice(name: str, allowed: Iterable[str], prefix: str = "") -> str:
     return f"{listed}; did you mean {prefix}{closest[0]}?" if closest else f"{listed}."
 
 
+def no_top_level(key: str, allowed: Iterable[str]) -> str:
+    """The sentence for a top-level name that is neither a group nor a field."""
+    return f"the config has no group or field {key!r}{choice(key, allowed)}"
+
+
 def check_top_level(cfg: Any, config_name: str) -> None:
     """Refuse a top-level key that is neither a group nor a field of the primary config, as
     ``+attak=dia`` adds while the run goes on with the default attack."""
     allowed = top_level_names(config_name)
     for key in cfg:
         if key not in allowed and key != HYDRA:
-            raise ConfigError(f"the config has no group or field {key!r}{choice(str(key), allowed)}")
+            raise ConfigError(no_top_level(str(key), allowed))
 
 
 #: "Could not override 'experiment'. No match in the defaults list." (a group left out of
@@ -72,12 +77,11 @@ def composition_message(error: Exception) -> str:
         group, _, option = error.missing_cfg_file.rpartition("/")
         return f"{group} has no option {option!r}{choice(option, error.options)}"
     cause = error.__cause__
-    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.parent_node is not None and cause.key is not None:
+    unknown_key = isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.key is not None
+    if unknown_key and cause.parent_node is not None:
         key, parent = str(cause.key), str(cause.full_key).rpartition(".")[0]
         if not parent:
-            allowed = [*cause.parent_node.keys(), *groups()]
-            names = {str(k) for k in allowed if k != HYDRA}
-            return f"the config has no group or field {key!r}{choice(key, names)}"
+            return no_top_level(key, {*(str(k) for k in cause.parent_node if k != HYDRA), *groups()})
         fields = [str(k) for k in cause.parent_node.keys() if k != "_target_"]
         return f"{parent} has no field {key!r}{choice(key, fields, f'{parent}.')}"
     missing = _NOT_IN_DEFAULTS.search(str(error))
@@ -86,11 +90,9 @@ def composition_message(error: Exception) -> str:
         hint = _ADD_HINT.search(str(error))
         option = hint.group(1) if hint else ""
         if option in options(group):
-            return f"{group} is no group the config picks by default: add it with +{group}={option}."
-        return (
-            f"{group} is no group the config picks by default: add it with +{group}=<option>"
-            f"{choice(option, options(group), f'+{group}=')}"
-        )
+            return f"{group} is an optional group: add it with +{group}={option}."
+        listed = choice(option, options(group), f"+{group}=")
+        return f"{group} is an optional group: add it with +{group}=<option>{listed}"
     return _one_line(str(error))
 
 

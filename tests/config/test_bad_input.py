@@ -61,8 +61,8 @@ def test_bad_values_raise_one_clear_sentence(tmp_path, overrides, message):
         ("model=transformer", "model has no option 'transformer' (cnn, cnn6, cnn6d, fcn3, lenet, mlp, resnet18, vit, vit_b16)."),
         ("attak=dia", "the config has no group or field 'attak' (attack, client, dataset, defense, experiment, logger, metrics, model, resume, seed, threat, trainer, verbose); did you mean attack?"),
         ("model.dropuot=0.1", "model has no field 'dropuot' (checkpoint, depth, dropout, width); did you mean model.dropout?"),
-        ("experiment=ig_paper", "experiment is no group the config picks by default: add it with +experiment=ig_paper."),
-        ("experiment=ig_pape", "experiment is no group the config picks by default: add it with +experiment=<option> (dia_paper, ig_paper, precode_paper, rgap_paper); did you mean +experiment=ig_paper?"),
+        ("experiment=ig_paper", "experiment is an optional group: add it with +experiment=ig_paper."),
+        ("experiment=ig_pape", "experiment is an optional group: add it with +experiment=<option> (dia_paper, ig_paper, precode_paper, rgap_paper); did you mean +experiment=ig_paper?"),
         ("model=[", "no viable alternative at input '['; See https://hydra.cc/docs/1.2/advanced/override_grammar/basic for details."),
     ],
 )
