@@ -1,17 +1,20 @@
 """What the command-line entry points share: one config folder, one Hydra main, a configuration
-error is one sentence and exit 2, and an interrupted command says so and exits 128 + signal."""
+error is one sentence and exit 2 (a misspelt name on the command line included), and an
+interrupted command says so and exits 128 + signal."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException, OverrideParseException, SearchPathException
 from omegaconf import DictConfig
 
+from gradinv.config_names import CONFIG_DIR, composition_message
 from gradinv.errors import ConfigError
 from gradinv.interrupt import Interrupted, interruptible
 from gradinv.tracking.sweep import Ledger, in_sweep, sweep_cell
@@ -19,31 +22,60 @@ from gradinv.tracking.sweep import Ledger, in_sweep, sweep_cell
 log = logging.getLogger("gradinv")
 T = TypeVar("T")
 
-#: The Hydra config folder every entry point, benchmark and test composes from.
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "conf"
+#: Hydra's errors about the command line itself: a group, option or field it does not name,
+#: an override it cannot parse, a --config-dir that is not there.
+COMMAND_LINE_ERRORS = (ConfigCompositionException, OverrideParseException, SearchPathException)
 
 
 def entry_point(
     task: Callable[[DictConfig], T], config_name: str, objective: Callable[[T], float] | None = None
 ) -> Callable[[], Any]:
     """The command of an entry point: ``task`` on ``conf/<config_name>.yaml`` through
-    ``run_or_exit``; a sweeper optimizing the grid reads ``objective(outcome)``. SIGTERM or
-    SIGINT end it with ``report_interrupt``'s lines and exit status 128 + signal."""
+    ``run_or_exit``, after a log line naming the run's folder (whatever the logger); a sweeper
+    optimizing the grid reads ``objective(outcome)``. A command line Hydra cannot compose ends
+    with one sentence (``composed_or_exit``); SIGTERM or SIGINT end it with
+    ``report_interrupt``'s lines and exit status 128 + signal."""
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> float | None:
+        log.info("run folder: %s", HydraConfig.get().runtime.output_dir)
         outcome = run_or_exit(task, cfg)
         return None if outcome is None or objective is None else objective(outcome)
 
     def command() -> Any:
         try:
             with interruptible():
-                return main()
+                return composed_or_exit(main)
         except Interrupted as stop:
             report_interrupt(stop)
             raise SystemExit(stop.exit_status) from None
 
     return command
+
+
+def composed_or_exit(main: Callable[[], T]) -> T:
+    """Run Hydra's ``main``; when Hydra cannot compose the command line's config (``model=mpl``,
+    ``attak=dia``, ``model.dropuot=0.1``), print one sentence naming the allowed names and the
+    closest one, and exit with status 2.
+
+    Hydra prints its own several-line report and exits 1 unless HYDRA_FULL_ERROR=1, which lets
+    its errors through to here; an error of the task itself then shows its full traceback.
+    """
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        return main()
+    except COMMAND_LINE_ERRORS as error:
+        ledger = Ledger.current()
+        if ledger is not None:  # a sweep whose cells could not be composed leaves nothing behind
+            ledger.close()
+        print(f"gradinv: error: {composition_message(error)}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        if previous is None:
+            del os.environ["HYDRA_FULL_ERROR"]
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous
 
 
 def run_or_exit(task: Callable[[DictConfig], T], cfg: DictConfig) -> T | None:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from gradinv.attacks.base import AttackRuntime, ServerView
+from gradinv.config_names import check_top_level
 from gradinv.data.datasets import ImageDataset
 from gradinv.defenses.base import Defense
 from gradinv.device import run_device
@@ -129,15 +130,49 @@ def first_difference(stored: Any, requested: Any, path: str = "") -> str | None:
 def build_setting(cfg: DictConfig) -> tuple[ImageDataset, Defense, nn.Module]:
     """Check every group's values against its target's types, seed everything, then build the
     dataset, the defense and the (defended) global model."""
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
-        raise ConfigError(f"seed must be an integer, got {cfg.seed!r}.")
+    check_top_level(cfg, HydraConfig.get().job.config_name)
+    check_seed(cfg.seed)
+    check_trainer(cfg.trainer, attacks="attack" in cfg)
     for group in ("dataset", "model", "defense", "attack"):
         if group in cfg:
-            check_fields(group, cfg[group])
+            check_fields(group, cfg[group], handled=MODEL_FIELDS if group == "model" else ())
     L.seed_everything(cfg.seed, verbose=False)
     dataset = instantiate(cfg.dataset)
     defense = instantiate(cfg.defense)
     return dataset, defense, build_model(cfg.model, dataset.spec, cfg.seed, defense.prepare_model)
+
+
+#: The model field ``build_model`` reads itself, beside the model class's own.
+MODEL_FIELDS = ("checkpoint",)
+#: numpy's seed range, which Lightning's ``seed_everything`` enforces.
+SEEDS = (0, 2**32 - 1)
+#: The accelerators gradinv runs on; Lightning's others (tpu, hpu, mps) are untested here.
+ACCELERATORS = ("auto", "cpu", "cuda", "gpu")
+#: The precision every attack runs in, as Lightning spells float32: with 64-true or bf16-true the
+#: optimization attacks meet float32 tensors and stop, and 16-mixed on a CPU becomes bf16-mixed,
+#: which runs with other numbers.
+PRECISIONS = ("32-true", "32", 32)
+
+
+def check_seed(seed: Any) -> None:
+    """The seed is an integer numpy accepts."""
+    low, high = SEEDS
+    if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high:
+        raise ConfigError(f"seed must be an integer in [{low}, {high}], got {seed!r}.")
+
+
+def check_trainer(trainer: DictConfig, attacks: bool) -> None:
+    """An accelerator gradinv runs on and, for an attack, a precision the attacks run in."""
+    accelerator = trainer.get("accelerator")
+    if accelerator not in ACCELERATORS:
+        raise ConfigError(
+            f"trainer.accelerator must be one of {', '.join(ACCELERATORS)}, got {accelerator!r}."
+        )
+    precision = trainer.get("precision")
+    if attacks and precision not in PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision must be 32-true, the precision every attack runs in, got {precision!r}."
+        )
 
 
 def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
@@ -180,11 +215,11 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     attack_seconds = time.perf_counter() - attack_started
 
     if cfg.get("metrics", {}).get("lpips_download", False):
-        fetch_weights()
+        fetch_weights(verbose=bool(cfg.get("verbose", False)))
     scores = evaluate(records, reconstructions, spec, attack.gradient_metric)
     save_reconstruction(
         scores.originals, scores.reconstructions, run_dir() / PICTURE_FILE,
-        scores.per_image, title=cell_title(choices(cfg)),
+        scores.per_image, title=cell_title(choices(cfg)), labels_known=client.share_labels,
     )
     steps = sum(rec.iterations for rec in reconstructions)
     timing = Timing(

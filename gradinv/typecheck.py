@@ -4,7 +4,9 @@ Every config group entry names its class in ``_target_``; the type hints of that
 ``__init__`` (and of its bases', for fields passed on through ``**kwargs``) say what each field
 may hold. ``check_fields`` compares the composed values with them before anything is built, so
 ``model.dropout=high`` or ``dataset.batch_size=2.0`` stops with the field's name and the type it
-needs; entries built from a ``_target_`` of their own (an attack's regularizers) are checked too. A new attack, model, dataset or defense is covered by its own type hints.
+needs, and a field the target does not take (``+model.dropuot=0.1``) with the closest one it does;
+entries built from a ``_target_`` of their own (an attack's regularizers) are checked too. A new
+attack, model, dataset or defense is covered by its own type hints.
 """
 
 from __future__ import annotations
@@ -18,17 +20,26 @@ from typing import Any
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from gradinv.config_names import choice
 from gradinv.errors import ConfigError
 
 
-def check_fields(group: str, cfg: DictConfig | Mapping[str, Any]) -> None:
-    """Raise a ConfigError for the first field of ``cfg`` whose value its target's hint rejects."""
+def check_fields(group: str, cfg: DictConfig | Mapping[str, Any], handled: tuple[str, ...] = ()) -> None:
+    """Raise a ConfigError for the first field of ``cfg`` its target does not take (``handled``
+    ones are read before the target is built) or whose value its target's hint rejects."""
     fields = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
     target = fields.pop("_target_", None)
     if not isinstance(target, str):
         return
-    hints = declared_types(get_class(target))
+    cls = get_class(target)
+    accepted = {*accepted_fields(cls), *handled}
+    hints = declared_types(cls)
     for key, value in fields.items():
+        if key not in accepted and _placeholder(value):
+            continue  # a null placeholder for the group's other options (``unused_fields``)
+        if key not in accepted:
+            names = [k for k in fields if k in accepted]
+            raise ConfigError(f"{group} has no field {key!r}{choice(key, names, f'{group}.')}")
         if key in hints and not matches(value, hints[key]):
             raise ConfigError(f"{group}.{key} must be {describe(hints[key])}, got {value!r}.")
         for path, nested in _nested_targets(f"{group}.{key}", value):
@@ -42,14 +53,15 @@ def unused_fields(cfg: DictConfig) -> list[str]:
     target = cfg.get("_target_")
     if not isinstance(target, str):
         return []
-    taken = {
-        name
-        for klass in inspect.getmro(get_class(target))
-        if "__init__" in klass.__dict__
-        for name, parameter in inspect.signature(klass.__dict__["__init__"]).parameters.items()
-        if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
-    }
-    return [key for key in cfg if key != "_target_" and key not in taken]
+    accepted = accepted_fields(get_class(target))
+    return [key for key in cfg if key != "_target_" and key not in accepted]
+
+
+def _placeholder(value: Any) -> bool:
+    """Whether ``value`` holds nothing: null, or a block of placeholders."""
+    if isinstance(value, dict):
+        return all(_placeholder(v) for v in value.values())
+    return value is None
 
 
 def _nested_targets(path: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -59,6 +71,21 @@ def _nested_targets(path: str, value: Any) -> list[tuple[str, dict[str, Any]]]:
     if "_target_" in value:
         return [(path, value)]
     return [(f"{path}.{k}", v) for k, v in value.items() if isinstance(v, dict) and "_target_" in v]
+
+
+def accepted_fields(cls: type) -> set[str]:
+    """The keyword arguments ``cls`` takes: its ``__init__``'s, and its bases' while ``**kwargs``
+    passes them on."""
+    names: set[str] = set()
+    for klass in inspect.getmro(cls)[:-1]:  # object takes none
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = list(inspect.signature(init).parameters.values())
+        names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return names - {"self"}
 
 
 def declared_types(cls: type) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from gradinv.data.archive import SAMPLES, load_archive
 from gradinv.data.spec import DataSpec
 from gradinv.data.victims import VictimBatch, select_indices
 from gradinv.errors import ConfigError
+from gradinv.metrics.image_quality import MIN_IMAGE_SIZE, SSIM_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +181,11 @@ class ImageFolder(ImageDataset):
             raise ConfigError(f"dataset.path must be an existing folder, got '{path}'.")
         if channels not in (1, 3):
             raise ConfigError(f"dataset.channels must be 1 or 3, got {channels}.")
-        if size < 1:
-            raise ConfigError(f"dataset.size must be a positive integer, got {size}.")
+        if size < MIN_IMAGE_SIZE:
+            raise ConfigError(
+                f"dataset.size must be at least {MIN_IMAGE_SIZE} pixels, the smallest image SSIM's "
+                f"{SSIM_WINDOW}-pixel window takes, got {size}."
+            )
         mean = list(mean) if mean is not None else [0.5] * channels
         std = list(std) if std is not None else [0.5] * channels
         if len(mean) != channels or len(std) != channels:

@@ -44,6 +44,11 @@ def select_indices(
             raise ConfigError(
                 f"dataset.victim_indices must lie in [0, {available}), got {bad[0]}."
             )
+        repeated = next((i for n, i in enumerate(indices) if i in indices[:n]), None)
+        if repeated is not None:
+            raise ConfigError(
+                f"dataset.victim_indices must name distinct images, got {repeated} twice."
+            )
     else:
         if wanted > available:
             raise ConfigError(

@@ -11,6 +11,13 @@ from torchmetrics.functional.image import (
 from gradinv.metrics.lpips import lpips_per_image, unavailable_reason
 from gradinv.metrics.matching import match_order
 
+#: SSIM's Gaussian window in pixels: torchmetrics' default sigma 1.5 spans 11 x 11, as in Wang et al. 2004.
+SSIM_WINDOW = 11
+#: The smallest image side SSIM takes: torchmetrics reflect-pads each side by half the window,
+#: and a reflection needs more pixels than it pads. Every model but ViT, whose patch size must
+#: divide the image size, runs on images this small.
+MIN_IMAGE_SIZE = SSIM_WINDOW // 2 + 1
+
 
 def image_quality(originals: torch.Tensor, reconstructions: torch.Tensor) -> dict[str, list]:
     """MSE, PSNR, SSIM and LPIPS per image, after pairing each original with its best match.

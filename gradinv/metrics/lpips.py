@@ -2,13 +2,16 @@
 
 The backbone is torchvision's ImageNet AlexNet. We look for the file in the torch hub cache and
 check its SHA-256 against the prefix in its name; when it is absent, ``fetch_weights`` asks
-torchvision's weights API for it (hash-checked, with a short network timeout, never a prompt).
-Otherwise LPIPS is reported as unavailable (null) with a reason, warning once.
+torchvision's weights API for it (hash-checked, with a short network timeout, never a prompt,
+torchvision's "Downloading" line only when verbose). Otherwise LPIPS is reported as unavailable
+(null) with a reason, in one warning that says how to enable it or skip the download attempt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import logging
 import socket
 from functools import lru_cache
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"
 SHA256_PREFIX = "7be5be79"
 MIN_SIZE = 32
+#: Why this process's download attempt failed ("failed"), once ``fetch_weights`` tried.
+DOWNLOAD: dict[str, str] = {}
 
 
 def weights_path() -> Path:
@@ -41,16 +46,21 @@ def unavailable_reason() -> str | None:
     """Why LPIPS cannot be computed here, or None when the verified weights are in place."""
     path = weights_path()
     if not path.is_file():
-        return f"LPIPS backbone weights {WEIGHTS_FILE} are not in {path.parent}"
-    if not sha256_of(path).startswith(SHA256_PREFIX):
-        return f"{path} does not match its SHA-256 prefix {SHA256_PREFIX}"
-    return None
+        reason = f"LPIPS backbone weights {WEIGHTS_FILE} are not in {path.parent}"
+    elif not sha256_of(path).startswith(SHA256_PREFIX):
+        reason = f"{path} does not match its SHA-256 prefix {SHA256_PREFIX}"
+    else:
+        return None
+    if "failed" in DOWNLOAD:
+        reason += f", and downloading it failed ({DOWNLOAD['failed']})"
+    return reason
 
 
 @lru_cache(maxsize=None)
-def fetch_weights(timeout: float = 10.0) -> str | None:
+def fetch_weights(timeout: float = 10.0, verbose: bool = False) -> str | None:
     """Download the backbone into the hub cache unless it is there; None when LPIPS can run,
-    else why not. Tried once per process; a machine without network fails within ``timeout``."""
+    else why not. Tried once per process; a machine without network fails within ``timeout``.
+    Torchvision's "Downloading" line is shown only when ``verbose``."""
     if unavailable_reason() is None:
         return None
     from torchvision.models import AlexNet_Weights
@@ -58,9 +68,10 @@ def fetch_weights(timeout: float = 10.0) -> str | None:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)
     try:
-        AlexNet_Weights.IMAGENET1K_V1.get_state_dict(progress=False, check_hash=True)
+        with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO()):
+            AlexNet_Weights.IMAGENET1K_V1.get_state_dict(progress=verbose, check_hash=True)
     except Exception as error:  # noqa: BLE001 - any network or hash failure means: no LPIPS
-        return f"{unavailable_reason()}, and downloading it failed ({type(error).__name__}: {error})"
+        DOWNLOAD["failed"] = f"{type(error).__name__}: {error}"
     finally:
         socket.setdefaulttimeout(previous)
         unavailable_reason.cache_clear()
@@ -98,10 +109,12 @@ def lpips_per_image(preds: torch.Tensor, target: torch.Tensor) -> list[float] | 
 
 @lru_cache(maxsize=None)
 def _warn_once(reason: str) -> None:
+    """One line: LPIPS is null, why, and how to enable it or to skip the download attempt."""
+    skip = (
+        "or set metrics.lpips_download=false to skip the download attempt" if "failed" in DOWNLOAD
+        else "or let metrics.lpips_download=true download it"
+    )
     log.warning(
-        "LPIPS is recorded as null: %s. Place the torchvision AlexNet weights file %s in %s "
-        "to enable it.",
-        reason,
-        WEIGHTS_FILE,
-        weights_path().parent,
+        "LPIPS is recorded as null: %s; place torchvision's AlexNet weights file %s in %s to "
+        "enable it, %s.", reason, WEIGHTS_FILE, weights_path().parent, skip,
     )

@@ -7,6 +7,7 @@ import sys
 import pytest
 from hydra.errors import HydraException
 
+from gradinv.config_names import composition_message
 from gradinv.errors import ConfigError
 from tests.helpers import REPO_ROOT, compose_config, run_config
 
@@ -27,7 +28,17 @@ from tests.helpers import REPO_ROOT, compose_config, run_config
         # A value of the wrong type, checked against the type hints of the group's target:
         (["model.dropout=high"], "model.dropout must be a number, got 'high'."),
         (["model.dropout=null"], "model.dropout must be a number, got None."),
-        (["seed=abc"], "seed must be an integer, got 'abc'."),
+        (["seed=abc"], "seed must be an integer in [0, 4294967295], got 'abc'."),
+        (["seed=-1"], "seed must be an integer in [0, 4294967295], got -1."),
+        # what the attacks cannot run on or in
+        (["trainer.accelerator=tpu"], "trainer.accelerator must be one of auto, cpu, cuda, gpu, got 'tpu'."),
+        (["trainer.precision=bf16-true"], "trainer.precision must be 32-true, the precision every attack runs in, got 'bf16-true'."),
+        (["trainer.precision=16-mixed"], "trainer.precision must be 32-true, the precision every attack runs in, got '16-mixed'."),
+        (["trainer.precision=64-true"], "trainer.precision must be 32-true, the precision every attack runs in, got '64-true'."),
+        (["dataset.num_victims=2", "dataset.victim_indices=[3,3]"], "dataset.victim_indices must name distinct images, got 3 twice."),
+        # a name Hydra lets through when added with +: no one would read it
+        (["+attak=dia"], "the config has no group or field 'attak' (attack, client, dataset, defense, experiment, logger, metrics, model, resume, seed, threat, trainer, verbose); did you mean attack?"),
+        (["+model.dropuot=0.1"], "model has no field 'dropuot' (checkpoint, depth, dropout, width); did you mean model.dropout?"),
         (["dataset.batch_size=2.0"], "dataset.batch_size must be an integer, got 2.0."),
         (["attack.regularizers.total_variation.weight=abc"], "attack.regularizers.total_variation.weight must be a number, got 'abc'."),
         (["attack.optim.decay_at=[0.5,x]"], "attack.optim.decay_at must be a list of numbers, got [0.5, 'x']."),
@@ -43,9 +54,35 @@ def test_bad_values_raise_one_clear_sentence(tmp_path, overrides, message):
     assert "reconstruction.png" not in {p.name for p in tmp_path.iterdir()}
 
 
-def test_unknown_group_option_names_the_group_and_the_choices(tmp_path):
-    with pytest.raises(HydraException, match="Could not find 'model/transformer'"):
-        compose_config(["model=transformer"], tmp_path)
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model=mpl", "model has no option 'mpl' (cnn, cnn6, cnn6d, fcn3, lenet, mlp, resnet18, vit, vit_b16); did you mean mlp?"),
+        ("model=transformer", "model has no option 'transformer' (cnn, cnn6, cnn6d, fcn3, lenet, mlp, resnet18, vit, vit_b16)."),
+        ("attak=dia", "the config has no group or field 'attak' (attack, client, dataset, defense, experiment, logger, metrics, model, resume, seed, threat, trainer, verbose); did you mean attack?"),
+        ("model.dropuot=0.1", "model has no field 'dropuot' (checkpoint, depth, dropout, width); did you mean model.dropout?"),
+        ("experiment=ig_paper", "experiment is an optional group: add it with +experiment=ig_paper."),
+        ("experiment=ig_pape", "experiment is an optional group: add it with +experiment=<option> (dia_paper, ig_paper, precode_paper, rgap_paper); did you mean +experiment=ig_paper?"),
+        ("model=[", "no viable alternative at input '['; See https://hydra.cc/docs/1.2/advanced/override_grammar/basic for details."),
+    ],
+)
+def test_misspelt_names_get_the_allowed_names_and_the_closest(tmp_path, override, message):
+    with pytest.raises(HydraException) as error:
+        compose_config([override], tmp_path)
+    assert composition_message(error.value) == message
+
+
+def test_command_line_hydra_cannot_compose_is_one_line_and_exit_2(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "gradinv/main.py", "-m", "model=mlp,mpl", f"hydra.sweep.dir={tmp_path}"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "gradinv: error: model has no option 'mpl' (cnn, cnn6, cnn6d, fcn3, lenet, mlp, resnet18, "
+        "vit, vit_b16); did you mean mlp?\n"
+    )
+    assert not any(p.is_dir() for p in tmp_path.iterdir())  # no cell ran
 
 
 def test_model_that_does_not_fit_the_data_shape(tmp_path):
@@ -83,6 +120,8 @@ def _picture(path, color=(10, 20, 30)):
          "dataset.label applies to a flat folder only"),
         (lambda d: _picture(d / "a.png"), ["dataset=folder", "dataset.path={d}", "dataset.label=1", "dataset.num_victims=3"],
          "dataset.num_victims x dataset.batch_size = 3 exceeds the 1 images available; lower them or point dataset.path"),
+        (lambda d: _picture(d / "a.png"), ["dataset=folder", "dataset.path={d}", "dataset.label=1", "dataset.size=5", "model=cnn"],
+         "dataset.size must be at least 6 pixels, the smallest image SSIM's 11-pixel window takes, got 5."),
         # a dataset.root that is no dataset: a file, an empty folder, a missing folder
         (lambda d: (d / "notes.txt").write_text("hello"), ["dataset.root={d}/notes.txt"],
          "dataset.root '{d}/notes.txt' does not hold torchvision's mnist files"),

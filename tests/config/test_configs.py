@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -11,11 +13,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 from PIL import Image
 
+from gradinv.config_names import groups
 from gradinv.errors import ConfigError, instantiate
 from gradinv.experiment import build_setting
 from gradinv.federated.client import FederatedClient
 from gradinv.typecheck import unused_fields
-from tests.helpers import CONF
+from tests.helpers import CONF, REPO_ROOT
 
 GROUPS = (
     "dataset", "model", "threat", "attack", "defense", "logger", "trainer", "experiment", "hydra",
@@ -96,3 +99,14 @@ def test_the_client_shares_what_the_threat_grants_and_the_attack_is_told_it(atta
 def test_a_threat_without_masks_is_refused_by_wiig_with_the_field_to_set():
     with pytest.raises(ConfigError, match="threat.masks must be true for attack=wiig"):
         instantiate(composed(["attack=wiig", "threat=default"]).attack)
+
+
+def test_help_lists_the_groups_a_user_picks_and_no_internal_piece():
+    """--help lists conf/'s groups; the victim fields every dataset includes are no group."""
+    done = subprocess.run(
+        [sys.executable, "gradinv/main.py", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    listed = done.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    names = [line.split(":")[0] for line in listed.splitlines()[2:] if ":" in line]
+    assert done.returncode == 0 and names == groups()
+    assert "experiment" in names and "base" not in names and "victims" not in names

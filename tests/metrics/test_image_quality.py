@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+import sys
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from gradinv.metrics.image_quality import image_quality
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(lpips_module, "DOWNLOAD", {})
     for cached in (lpips_module.unavailable_reason, lpips_module._warn_once, lpips_module.fetch_weights):
         cached.cache_clear()
     yield tmp_path / "checkpoints"
@@ -40,6 +42,7 @@ def test_lpips_is_null_with_a_reason_when_weights_are_absent(hub, caplog):
     assert "alexnet-owt-7be5be79.pth are not in" in first["lpips_reason"]
     warnings = [r for r in caplog.records if "LPIPS is recorded as null" in r.message]
     assert len(warnings) == 1 and str(hub) in warnings[0].message
+    assert warnings[0].message.endswith("or let metrics.lpips_download=true download it.")
 
 
 def test_lpips_refuses_a_file_whose_hash_does_not_match(hub):
@@ -68,16 +71,23 @@ def test_lpips_is_computed_when_verified_weights_are_present(hub, monkeypatch):
     assert all(v > 0 for v in other["lpips"])
 
 
-def test_lpips_download_without_network_falls_back_to_null_with_the_reason(hub, monkeypatch):
+@pytest.mark.parametrize("verbose", [False, True])
+def test_lpips_download_without_network_falls_back_to_null_with_the_reason(hub, monkeypatch, capsys, caplog, verbose):
     from torchvision.models import AlexNet_Weights
 
     def offline(self, *args, **kwargs):
+        sys.stdout.write("Downloading: alexnet\n")  # as torch.hub announces a download
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(type(AlexNet_Weights.IMAGENET1K_V1), "get_state_dict", offline)
-    reason = lpips_module.fetch_weights(timeout=0.1)
+    reason = lpips_module.fetch_weights(timeout=0.1, verbose=verbose)
+    assert ("Downloading: alexnet" in capsys.readouterr().out) is verbose
     assert "are not in" in reason and "downloading it failed (OSError: Name or service not known)" in reason
-    assert lpips_module.lpips_per_image(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)) is None
+    with caplog.at_level(logging.WARNING):
+        assert lpips_module.lpips_per_image(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)) is None
+    (warning,) = [r.getMessage() for r in caplog.records if "LPIPS is recorded as null" in r.getMessage()]
+    assert "\n" not in warning and reason in warning
+    assert warning.endswith("or set metrics.lpips_download=false to skip the download attempt.")
 
 
 def test_lpips_download_puts_verified_weights_in_the_hub_cache(hub, monkeypatch):
@@ -90,3 +100,13 @@ def test_lpips_download_puts_verified_weights_in_the_hub_cache(hub, monkeypatch)
     monkeypatch.setattr(type(AlexNet_Weights.IMAGENET1K_V1), "get_state_dict", download)
     monkeypatch.setattr(lpips_module, "SHA256_PREFIX", hashlib.sha256(b"pretend weights").hexdigest()[:8])
     assert lpips_module.fetch_weights() is None
+
+
+def test_ssim_takes_images_down_to_the_smallest_size_a_dataset_may_have(hub):
+    from gradinv.metrics.image_quality import MIN_IMAGE_SIZE
+
+    small = image_quality(torch.rand(1, 3, MIN_IMAGE_SIZE, MIN_IMAGE_SIZE), torch.rand(1, 3, MIN_IMAGE_SIZE, MIN_IMAGE_SIZE))
+    assert -1 <= small["ssim"][0] <= 1
+    smaller = MIN_IMAGE_SIZE - 1
+    with pytest.raises(RuntimeError, match="Padding size should be less than"):
+        image_quality(torch.rand(1, 3, smaller, smaller), torch.rand(1, 3, smaller, smaller))

@@ -33,6 +33,10 @@ def test_default_run_writes_results_picture_and_offline_wandb(tmp_path):
     assert len(results["per_image"]) == 1
     assert (tmp_path / "reconstruction.png").is_file()
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+    said = done.stdout + done.stderr
+    assert said.count(f"run folder: {tmp_path}\n") == 1
+    assert "Downloading" not in said  # torchvision's line, shown with verbose=true only
+    assert "LPIPS is recorded as null" in said and "metrics.lpips_download=false" in said
 
 
 def test_sweep_runs_every_cell_into_its_own_folder(tmp_path):
