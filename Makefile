@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 ARGS    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test bench table-labels table-dia table-rgap table-ppp table-fedavg
+.PHONY: help setup run test bench gpu-check table-labels table-dia table-rgap table-ppp table-fedavg
 
 help: ## List the targets, one line each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
@@ -24,8 +24,17 @@ run: $(STAMP) ## Run the default experiment (IG on the MNIST MLP, offline); extr
 test: $(STAMP) ## Run the test suite
 	$(PYTHON) -m pytest $(ARGS)
 
-bench: $(STAMP) ## Time attacks (1 vs 8 vs 32 vectorized, one by one, plain-loop floor; medians of 3), the DIA authors' ViT cell included; writes bench.json
+bench: $(STAMP) ## Time attacks (1 vs 8 vs 32 stepped together, one by one, floors, kernels per step; medians of 3), the DIA authors' ViT cell included; writes bench.json
 	$(PYTHON) -m gradinv.bench --repeats 3 $(ARGS)
+
+# On a machine with CUDA: every gpu-marked test, then the bench on the GPU (up to 1024 attacks
+# stepped together), in one command of a few minutes; the JSON and the tests' report in GPU_OUT.
+GPU_OUT   ?= gpu-check
+GPU_BENCH ?= --cells vit:cifar10:30:dia,resnet18:cifar10:10,mlp:mnist:50:dia --counts 1,32,128,1024 --one-by-one 0
+gpu-check: $(STAMP) ## On a CUDA machine: the gpu-marked tests and the GPU bench (a few minutes); results in GPU_OUT
+	mkdir -p $(GPU_OUT)
+	$(PYTHON) -m pytest -q -m gpu -p no:cacheprovider tests/gpu --junitxml=$(GPU_OUT)/gpu-tests.xml
+	$(PYTHON) -m gradinv.bench --accelerator gpu $(GPU_BENCH) --out $(GPU_OUT)/bench-gpu.json
 
 table-labels: $(STAMP) ## Label inference accuracy per method: shipped MNIST, CIFAR-10 x MLP, CNN x batch 1, 4, 8
 	$(PYTHON) -m gradinv.label_table $(ARGS)

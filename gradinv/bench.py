@@ -49,6 +49,7 @@ from gradinv.models.stochastic import randomness_shapes
 DEFAULT_CELLS = "mlp:mnist:40,mlp:mnist:40:dia,cnn:cifar10:20,vit:cifar10:20:dia,resnet18:cifar10:2"
 DEFAULT_COUNTS = "1,8,32"
 CENSUS_WARM_UP = 3  # steps before the counted one (a CUDA graph is captured after 3)
+SAMPLE_IMAGES = 128  # the shipped samples: larger counts are victims x restarts
 
 
 def _config(cell: dict[str, Any], *overrides: str) -> DictConfig:
@@ -78,12 +79,17 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def attack_seconds(cell: dict[str, Any], victims: int, vectorize: bool, iterations: int) -> float:
-    """Wall time of ``victims`` one-image attacks of ``iterations`` steps through the framework
+def _problems(count: int) -> list[str]:
+    """Overrides for ``count`` one-image problems: victims of the shipped samples, then restarts."""
+    victims = min(count, SAMPLE_IMAGES)
+    return [f"dataset.num_victims={victims}", f"attack.restarts={count // victims}"]
+
+
+def attack_seconds(cell: dict[str, Any], problems: int, vectorize: bool, iterations: int) -> float:
+    """Wall time of ``problems`` one-image attacks of ``iterations`` steps through the framework
     (the configured Trainer with its progress bar, and a CSV logger receiving every step)."""
     cfg = _config(
-        cell, f"dataset.num_victims={victims}", f"attack.optim.iterations={iterations}",
-        f"attack.vectorize={vectorize}",
+        cell, *_problems(problems), f"attack.optim.iterations={iterations}", f"attack.vectorize={vectorize}",
     )
     server, updates = _setting(cfg, cell["device"])
     attack = instantiate(cfg.attack)
@@ -99,18 +105,18 @@ def attack_seconds(cell: dict[str, Any], victims: int, vectorize: bool, iteratio
         return time.perf_counter() - started
 
 
-def _engine(cell: dict[str, Any], victims: int) -> InversionEngine:
-    """The engine of ``victims`` attacks of the cell, stepped together, as a fit would build it."""
-    cfg = _config(cell, f"dataset.num_victims={victims}")
+def _engine(cell: dict[str, Any], count: int) -> InversionEngine:
+    """The engine of ``count`` attacks of the cell, stepped together, as a fit would build it."""
+    cfg = _config(cell, *_problems(count))
     server, updates = _setting(cfg, cell["device"])
     attack = instantiate(cfg.attack)
-    problems = [attack.problem(server, v, 0, u, 0) for v, u in enumerate(updates)]
+    problems = [attack.problem(server, v, r, u, 0) for v, u in enumerate(updates) for r in range(attack.restarts)]
     return InversionEngine(attack, server, problems, cell["device"])
 
 
-def step_census(cell: dict[str, Any], victims: int) -> dict[str, Any]:
-    """What one step of ``victims`` attacks stepped together dispatches (after a warm-up), eager."""
-    engine = _engine({**cell, "cuda_graph": "false"}, victims)
+def step_census(cell: dict[str, Any], count: int) -> dict[str, Any]:
+    """What one step of ``count`` attacks stepped together dispatches (after a warm-up), eager."""
+    engine = _engine({**cell, "cuda_graph": "false"}, count)
     for _ in range(CENSUS_WARM_UP):
         engine.step()
     with DispatchCensus() as census:
@@ -217,8 +223,8 @@ def bench_cell(cell: dict[str, Any], iterations: int, counts: list[int], one_by_
     row = {k: str(v) if k == "device" else v for k, v in cell.items()}
     row.update(iterations=iterations, repeats=repeats)
     row.update({key: statistics.median(run[key] for run in runs) for key in runs[0]})
-    for victims in sorted({1, max(counts)}):
-        row.update({f"census_{victims}_{k}": v for k, v in step_census(cell, victims).items()})
+    for count in sorted({1, max(counts)}):
+        row.update({f"census_{count}_{k}": v for k, v in step_census(cell, count).items()})
     if rate is not None:
         row.update(flop_floor(cell, rate))
     return row
@@ -272,12 +278,16 @@ def _cell(spec: str, attack: str, parser: argparse.ArgumentParser) -> tuple[str,
 
 
 def _counts(text: str, parser: argparse.ArgumentParser) -> list[int]:
+    """Positive counts; beyond the shipped samples, multiples of them (victims x restarts)."""
     try:
         counts = [int(c) for c in text.split(",")]
     except ValueError:
         counts = []
-    if not counts or min(counts) < 1:
-        parser.error(f"--counts takes positive counts, comma-separated, got '{text}'")
+    if not counts or min(counts) < 1 or any(c > SAMPLE_IMAGES and c % SAMPLE_IMAGES for c in counts):
+        parser.error(
+            f"--counts takes positive counts, comma-separated, each at most {SAMPLE_IMAGES} or a "
+            f"multiple of it (victims x restarts), got '{text}'"
+        )
     return counts
 
 
@@ -286,7 +296,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--cells", default=DEFAULT_CELLS,
                         help="model:dataset:iterations[:attack], comma-separated")
     parser.add_argument("--attack", default="ig", help="the conf/attack option of cells that name none")
-    parser.add_argument("--counts", default=DEFAULT_COUNTS, help="attacks stepped together, comma-separated")
+    parser.add_argument("--counts", default=DEFAULT_COUNTS,
+                        help="attacks stepped together, comma-separated (beyond 128: victims x restarts)")
     parser.add_argument("--one-by-one", type=int, default=32, help="attacks run one fit each (0: none)")
     parser.add_argument("--repeats", type=int, default=1, help="measurements per cell; columns are medians")
     parser.add_argument("--dropout", type=float, default=0.25, help="model.dropout of every cell")
@@ -320,7 +331,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         )
         rows.append(bench_cell(cell, iterations, counts, args.one_by_one, args.repeats, rate))
         print(json.dumps(rows[-1]), flush=True)
-    hardware = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {describe(device)}"
+    hardware = f"{platform.processor() or platform.machine()}, {describe(device)}"
     hardware += f", float32 matrix rate {rate / 1e12:.2f} TFLOP/s"
     Path(args.out).write_text(json.dumps({"hardware": hardware, "rows": rows}, indent=2))
     print(f"\n{hardware}\n{markdown(rows, counts, args.one_by_one)}")

@@ -63,7 +63,8 @@ class InversionEngine:
             raise ValueError("the problems of one fit must share one layout")
         names = attack.matched_names(server, problems[0].update)
         self.theta = self.layout.stack(rows).to(device, dtype).requires_grad_()
-        self.loss = ProblemLoss(attack, self.model, problems, names, self.layout, device, dtype)
+        flat = device.type == "cuda"  # one gradient vector per problem where kernels cost launches
+        self.loss = ProblemLoss(attack, self.model, problems, names, self.layout, device, dtype, flat)
         lbfgs = self.settings.optimizer == "lbfgs"
         self.loss.batching = choose_batching(self.loss, self.theta, attack.vectorize, lbfgs, attack.per_call)
         self.progress = Progress(self.settings, self.theta)

@@ -4,9 +4,9 @@ For each model in ``conf/model/`` and each defense in ``conf/defense/`` that lea
 exact (and, for models with batch norm, a client that normalizes with running statistics),
 two DIA problems at p = 0.25 with batches of 2 take whichever path ``attack.vectorize``
 chooses given room for many problems per call, as on a GPU (folded, vmap, or the loop, with
-its logged reason); in float64 each problem's
-distance and its gradient for the images and every learned mask equal those of one problem at
-a time. New configs are covered without editing this file; a configured ``depth`` is cut to 2
+its logged reason); in float64 each problem's distance and its gradient for the images and
+every learned mask equal those of one problem at a time, as do those of the plain path that
+compares all layers as one vector (a GPU's). New configs are covered without editing this file; a configured ``depth`` is cut to 2
 at most (the same modules, fewer repeats: ViT-B/16's 12 blocks in float64 take 20 s).
 """
 
@@ -20,6 +20,7 @@ import torch
 from gradinv.attacks import per_call
 from gradinv.attacks.base import ServerView
 from gradinv.attacks.batching import Batching
+from gradinv.attacks.problem_loss import ProblemLoss
 from gradinv.data.datasets import CIFAR10
 from gradinv.data.victims import VictimBatch
 from gradinv.errors import instantiate
@@ -85,15 +86,19 @@ def test_batched_distances_and_gradients_equal_the_loop(name, defense, normaliza
     assert engine.batching == _expected(name, defense, normalization), caplog.text
     if engine.batching == "loop":
         assert "one by one" in caplog.text
-        return
     assert len(engine.layout.columns) > 1, "DIA learns no mask at p = 0.25"
+    # The GPU's plain path: every layer's gradient in one vector per problem.
+    flat = ProblemLoss(engine.attack, engine.model, engine.problems, engine.loss.names, engine.layout,
+                       engine.theta.device, engine.theta.dtype, flat=True)
     counters = engine.progress.steps
-    fast = engine.loss.value_and_grad(engine.theta, counters)
+    chosen = engine.loss.value_and_grad(engine.theta, counters)
+    flat_loop = flat.value_and_grad(engine.theta, counters)
     engine.loss.batching = Batching("loop")
-    slow = engine.loss.value_and_grad(engine.theta, counters)
-    torch.testing.assert_close(fast[0], slow[0], rtol=1e-10, atol=1e-12)
-    (fast_images, fast_masks), (slow_images, slow_masks) = (engine.layout.views(g) for g in (fast[1], slow[1]))
-    pairs = [(fast_images, slow_images)] + [(fast_masks[k].value, slow_masks[k].value) for k in slow_masks]
-    for a, b in pairs:  # each problem's gradient of each tensor
-        for i in range(len(updates)):
-            torch.testing.assert_close(a[i], b[i], rtol=1e-8, atol=1e-8 * float(b[i].abs().max()))
+    loop = engine.loss.value_and_grad(engine.theta, counters)
+    for fast in (chosen, flat_loop):
+        torch.testing.assert_close(fast[0], loop[0], rtol=1e-10, atol=1e-12)
+        (fast_images, fast_masks), (images, masks) = (engine.layout.views(g) for g in (fast[1], loop[1]))
+        pairs = [(fast_images, images)] + [(fast_masks[k].value, masks[k].value) for k in masks]
+        for a, b in pairs:  # each problem's gradient of each tensor
+            for i in range(len(updates)):
+                torch.testing.assert_close(a[i], b[i], rtol=1e-8, atol=1e-8 * float(b[i].abs().max()))
