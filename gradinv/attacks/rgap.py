@@ -170,8 +170,8 @@ def gradient_residual(
 ) -> float:
     """Relative squared distance between the reconstruction's gradient and the shared one."""
     server.model.eval()
-    buffers = {k: m.to(image.device) for k, m in (update.masks or {}).items()}
     device = next(server.model.parameters()).device
+    buffers = {k: m.to(device) for k, m in (update.masks or {}).items()}
     grads = parameter_gradients(
         server.model, image.to(device), labels.to(device), list(update.gradients), buffers
     )

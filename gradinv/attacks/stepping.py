@@ -84,9 +84,8 @@ class StackedAdam:
         self.m = torch.zeros_like(theta, requires_grad=False)
         self.v = torch.zeros_like(theta, requires_grad=False)
         self.lr = torch.tensor(layout.lrs, dtype=torch.float64, device=device).repeat(problems, 1)
-        self.groups = torch.tensor(layout.groups, device=device).repeat_interleave(
-            torch.tensor([c.size for c in layout.columns])
-        ).to(device)
+        sizes = torch.tensor([c.size for c in layout.columns])
+        self.groups = torch.tensor(layout.groups).repeat_interleave(sizes).to(device)
         signed = {IMAGES: 1.0} if settings.signed else {}
         self.signed = layout.column_vector(signed, 0.0).to(device=device, dtype=torch.bool)
         low, high = column_bounds(layout, spec, settings.boxed)

@@ -3,8 +3,10 @@
 An attack must compute where its model lives, read nothing back to the host inside a step (each
 read is a device sync on a GPU, and a step that reads cannot be captured as a CUDA graph), and
 keep its state where Lightning's teardown cannot move it. On PyTorch's ``meta`` device a tensor
-has no values: a step that mixes in a CPU tensor, or reads a value, raises. Every configured
-model takes a DIA step there, and each attack, defense and client takes one on the MLP.
+has no values: a step that reads a value raises, and ``OneDevice`` refuses every operation that
+mixes a CPU tensor (other than a scalar) with a ``meta`` one, as CUDA does (meta's own kernels
+let a CPU index through). Every configured model builds its engine and takes DIA steps there;
+each attack, defense and client does so on the MLP.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from gradinv.attacks.base import ServerView
 from gradinv.data.datasets import CIFAR10
@@ -28,6 +33,17 @@ from tests.attacks.helpers import (
 from tests.helpers import CONF, option
 
 MODELS = sorted(p.stem for p in (Path(CONF) / "model").glob("*.yaml"))
+
+
+class OneDevice(TorchDispatchMode):
+    """Raise on any operation whose tensors (0-dim ones aside) live on more than one device."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        leaves = tree_leaves((args, kwargs or {}))
+        devices = {t.device for t in leaves if isinstance(t, torch.Tensor) and t.dim() > 0}
+        if len(devices) > 1:
+            raise RuntimeError(f"{func} mixes devices {sorted(map(str, devices))}")
+        return func(*args, **(kwargs or {}))
 
 
 def meta_engine(model_name: str, attack: str = "dia", defense: str = "none", client: str = "fedsgd",
@@ -50,14 +66,17 @@ def meta_engine(model_name: str, attack: str = "dia", defense: str = "none", cli
     fields = {"per_call": 2, "cuda_graph": False, **fields}
     if attack == "wiig":
         fields["masks_known"] = True
-    return engine_for(make_attack(attack, **fields), server, updates, device="meta")
+    chosen = make_attack(attack, **fields)
+    with OneDevice():
+        return engine_for(chosen, server, updates, device="meta")
 
 
 @pytest.mark.parametrize("model_name", MODELS)
 def test_every_model_steps_where_it_lives(model_name):
     engine = meta_engine(model_name)
-    for _ in range(2):
-        engine.step()
+    with OneDevice():
+        for _ in range(2):
+            engine.step()
     assert engine.theta.device.type == "meta"
 
 
@@ -68,8 +87,9 @@ def test_every_model_steps_where_it_lives(model_name):
 )
 def test_every_attack_defense_and_client_steps_where_it_lives(attack, defense, client):
     engine = meta_engine("mlp", attack, defense, client)
-    for _ in range(2):
-        engine.step()
+    with OneDevice():
+        for _ in range(2):
+            engine.step()
 
 
 @pytest.mark.parametrize(("model_name", "attack", "path"), [

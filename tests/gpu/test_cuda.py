@@ -56,13 +56,14 @@ def _cuda_setting(name: str, victims: int, dropout: float = 0.25, defense=None):
     protect = defense or NoDefense()
     model = build_model(cfg, CIFAR10.spec, seed=0, prepare=protect.prepare_model)
     client = FederatedClient(model, protect).to(CUDA)
+    server = ServerView.of(client.model, CIFAR10.spec, client.batch_statistics)  # before the round, as a run
     generator = torch.Generator().manual_seed(1)
     updates = [
         client.share(VictimBatch(torch.randn(1, *CIFAR10.spec.shape, generator=generator),
                                  torch.randint(0, 10, (1,), generator=generator), (v,)))[0]
         for v in range(victims)
     ]
-    return ServerView.of(client.model, CIFAR10.spec, client.batch_statistics), updates
+    return server, updates
 
 
 def _gpu_trainer(callbacks):
