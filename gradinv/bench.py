@@ -2,8 +2,9 @@
 
 Per cell (architecture x dataset x attack) it reports seconds per iteration of one attack
 through the full framework (Trainer, progress bar, CSV logging); attack-iterations per second
-for each count of attacks stepped together (``--counts``) and for ``--one-by-one`` attacks run
-one fit each; what one step dispatches (aten operations that are kernels on a GPU, and host
+for each count of attacks stepped together (``--counts``), through the framework with its
+set-up, and the seconds of one step of them alone (after a warm-up: on a GPU, the step is a
+replayed CUDA graph), and for ``--one-by-one`` attacks run one fit each; what one step dispatches (aten operations that are kernels on a GPU, and host
 reads) for one attack and for the largest count; the floors: a plain torch loop doing one
 attack's math, the same loop captured as a CUDA graph (on a GPU), and the FLOP floor (one
 problem-step's FLOPs over the device's measured float32 matrix rate). With ``--repeats`` each
@@ -114,6 +115,20 @@ def _engine(cell: dict[str, Any], count: int) -> InversionEngine:
     return InversionEngine(attack, server, problems, cell["device"])
 
 
+def step_seconds(cell: dict[str, Any], count: int, steps: int) -> float:
+    """Seconds per engine step of ``count`` attacks stepped together, after a warm-up (on a GPU:
+    the CUDA graph captured), without the Trainer and the set-up: what a long attack costs."""
+    engine = _engine(cell, count)
+    for _ in range(5):
+        engine.step()
+    _synchronize(cell["device"])
+    started = time.perf_counter()
+    for _ in range(steps):
+        engine.step()
+    _synchronize(cell["device"])
+    return (time.perf_counter() - started) / steps
+
+
 def step_census(cell: dict[str, Any], count: int) -> dict[str, Any]:
     """What one step of ``count`` attacks stepped together dispatches (after a warm-up), eager."""
     engine = _engine({**cell, "cuda_graph": "false"}, count)
@@ -208,6 +223,7 @@ def measure_cell(cell: dict[str, Any], iterations: int, counts: list[int], one_b
     for count in counts:
         seconds = attack_seconds(cell, count, True, iterations)
         row[f"vectorized_{count}_it_per_s"] = count * iterations / seconds
+        row[f"step_{count}_s"] = step_seconds(cell, count, iterations)
     if one_by_one:
         seconds = attack_seconds(cell, one_by_one, False, iterations)
         row[f"one_by_one_{one_by_one}_it_per_s"] = one_by_one * iterations / seconds
@@ -250,6 +266,11 @@ def markdown(rows: list[dict[str, Any]], counts: list[int], one_by_one: int) -> 
             together = r.get(f"vectorized_{one_by_one}_it_per_s")
             cells += [f"{alone:.1f}", f"{together / alone:.1f}x" if together else "-"]
         lines.append("| " + " | ".join(cells) + " |")
+    steps = ["", "| model | attack | " + " | ".join(f"ms per step x{c}" for c in counts) + " |",
+             "|" + "---|" * (2 + len(counts))]
+    for r in rows:
+        steps.append(f"| {r['model']} | {r['attack']} | "
+                     + " | ".join(f"{1000 * r[f'step_{c}_s']:.2f}" for c in counts) + " |")
     census = ["", f"| model | attack | path x1 / x{most} | kernels per step x1 | kernels per step x{most} "
                   f"| host reads per step x{most} | GFLOP per problem-step | FLOP floor s per problem-step |",
               "|" + "---|" * 8]
@@ -261,7 +282,7 @@ def markdown(rows: list[dict[str, Any]], counts: list[int], one_by_one: int) -> 
             f"| {r.get('gflop_per_problem_step', float('nan')):.3f} "
             f"| {r.get('flop_floor_s_per_problem_step', float('nan')):.2e} |"
         )
-    return "\n".join(lines + census)
+    return "\n".join(lines + steps + census)
 
 
 def _cell(spec: str, attack: str, parser: argparse.ArgumentParser) -> tuple[str, str, int, str]:

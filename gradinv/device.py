@@ -27,11 +27,16 @@ def run_device(accelerator: str) -> torch.device:
             f"trainer.accelerator={accelerator} is not available here ({error}); use "
             "trainer.accelerator=cpu, or auto, which takes a GPU when there is one and the CPU otherwise."
         ) from None
+    full_float32(device)
+    log.info("gradinv runs on %s.", describe(device))
+    return device
+
+
+def full_float32(device: torch.device) -> None:
+    """On CUDA, matrix products and convolutions in full float32 (no TensorFloat-32)."""
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    log.info("gradinv runs on %s.", describe(device))
-    return device
 
 
 def describe(device: torch.device) -> str:

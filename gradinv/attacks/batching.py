@@ -4,8 +4,8 @@
 rows at the modules owning the matched parameters (``gradinv.attacks.folded``; fastest, any
 count); 'vmap': ``torch.func.vmap`` over two or more problems where folding does not apply (an
 auxiliary loss) and no layer normalizes by its input's statistics; 'loop': one problem after
-another, for FedAvg's local steps, L-BFGS, or a single problem that folding would not spare
-much (``SINGLE_FOLD_GAIN``). Both batched paths run in chunks of ``chunk`` problems, as the
+another, for FedAvg's local steps, L-BFGS, or, on a CPU, a single problem that folding would
+not spare much (``SINGLE_FOLD_GAIN``; on a GPU, folded is fewer kernels even for one). Both batched paths run in chunks of ``chunk`` problems, as the
 CPU's caches or the GPU's memory allow (``per_call``); where fewer than ``MIN_PER_CALL`` fit,
 the loop is as fast. Every choice but the obvious ones is logged with its reason.
 """
@@ -39,12 +39,8 @@ class Batching:
     folding: Folding | None = None
 
 
-def choose_batching(
-    loss, theta: torch.Tensor, vectorize: bool, lbfgs: bool, per_call: int | None
-) -> Batching:
+def choose_batching(loss, theta: torch.Tensor, lbfgs: bool, per_call: int | None) -> Batching:
     """The fastest exact path for ``loss``'s problems (a ``ProblemLoss``) starting at ``theta``."""
-    if not vectorize:
-        return Batching("loop")
     blocker = None
     if lbfgs:
         blocker = "L-BFGS steps each problem with its own line search"
@@ -61,8 +57,9 @@ def choose_batching(
             else:
                 if loss.problems > 1:
                     return _per_call(loss, theta, Batching("folded", folding=folding), folding.entries, per_call)
-                # one problem gains from folding only where it forms far less
-                if folding.entries * SINGLE_FOLD_GAIN <= entries:
+                # One problem: on a GPU (flat gradients) folded is fewer kernels; on a CPU it
+                # gains only where it forms far less.
+                if loss.flat_targets is not None or folding.entries * SINGLE_FOLD_GAIN <= entries:
                     return Batching("folded", folding=folding)
                 return Batching("loop")
         if loss.problems < 2:
@@ -71,7 +68,8 @@ def choose_batching(
         if statistics is None:
             return _per_call(loss, theta, Batching("vmap"), entries, per_call)
         blocker = f"torch.func's second derivative through {statistics} would be wrong"
-    log.info("attack.vectorize: stepping problems one by one (%s).", blocker)
+    if loss.problems > 1:
+        log.info("attack.vectorize: stepping problems one by one (%s).", blocker)
     return Batching("loop")
 
 

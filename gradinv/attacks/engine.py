@@ -25,6 +25,7 @@ from gradinv.attacks.layout import Layout
 from gradinv.attacks.problem_loss import ProblemLoss
 from gradinv.attacks.stepping import LbfgsStep, Progress, StackedAdam, advance
 from gradinv.attacks.variables import dropout_masks, learned_labels
+from gradinv.device import full_float32
 
 log = logging.getLogger(__name__)
 WARM_UP_STEPS = 3  # eager steps before a capture, as torch's CUDA graph notes ask
@@ -47,6 +48,7 @@ class InversionEngine:
         self.attack = attack
         self.problems = problems
         self.settings = attack.optim
+        full_float32(device)  # the client's update and the attacker's in the same precision
         self.model = server.model.to(device).eval()  # moved once; a no-op once it is there
         for parameter in self.model.parameters():
             parameter.requires_grad_(True)
@@ -66,7 +68,7 @@ class InversionEngine:
         flat = device.type == "cuda"  # one gradient vector per problem where kernels cost launches
         self.loss = ProblemLoss(attack, self.model, problems, names, self.layout, device, dtype, flat)
         lbfgs = self.settings.optimizer == "lbfgs"
-        self.loss.batching = choose_batching(self.loss, self.theta, attack.vectorize, lbfgs, attack.per_call)
+        self.loss.batching = choose_batching(self.loss, self.theta, lbfgs, attack.per_call)
         self.progress = Progress(self.settings, self.theta)
         stepper = LbfgsStep if lbfgs else StackedAdam
         self.stepper = stepper(self.settings, self.layout, server.spec, self.theta)

@@ -5,8 +5,11 @@ the loss gradient ``D`` at the output of every module that owns a matched parame
 problem's gradient for such a module follows from its own rows of the module's input ``X``
 and of ``D``:
 
-- a linear layer's is never formed: a distance needs only <G, T> = sum((D T) * X) and
-  ||G||^2 = sum((D D^T) * (X X^T)) (the per-sample-gradient-norm identity, Goodfellow 2015);
+- a linear layer's need not be formed: a distance needs only <G, T> = sum((D T) * X) and
+  ||G||^2 = sum((D D^T) * (X X^T)) (the per-sample-gradient-norm identity, Goodfellow 2015),
+  which spares arithmetic where it is dear (a CPU); where kernels are dear and arithmetic is
+  cheap (a GPU) it is formed, D^T X in one batched product, and each problem's distance is
+  taken on all its gradients as one vector (``flat_targets``);
 - a layer norm's or a batch norm's is the sum of ``D`` times the normalized input (weight)
   and of ``D`` (bias);
 - any other module without submodules (convolution, the ViT's class token and positions)
@@ -55,7 +58,7 @@ def folded_owners(model: nn.Module, names: list[str], objective: str) -> dict[st
         module = modules.get(owner)
         if module is None:
             return None
-        generic = type(module) not in _RULES
+        generic = type(module) not in _GRADIENTS
         if generic and (isinstance(module, _NORMALIZATIONS) or next(module.children(), None)):
             return None
         owners[owner] = module
@@ -80,25 +83,41 @@ def folded_distances(
     targets: Tensors,
     target_norms: torch.Tensor,
     objective: str,
+    flat_targets: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Gradient distance per problem; arguments are stacked along a leading problem dimension.
 
-    ``target_norms`` holds each problem's squared target norm, constant over an attack.
+    ``target_norms`` holds each problem's squared target norm, constant over an attack. With
+    ``flat_targets`` (each problem's target gradients as one vector, in ``targets``' order),
+    every owner's per-problem gradient is formed, linear layers' too, and the distances come
+    from one vector per problem: more arithmetic, far fewer kernels (what a GPU wants).
     """
     problems = images.shape[0]
     logits, seen, _ = _forward(model, folding.owners, images, buffers, folding.copied)
     # Each problem's loss is a mean over its own batch: the sum over problems is P x the mean.
     loss = problems * training_loss(model, logits, labels.flatten(0, 1))
     deltas = torch.autograd.grad(loss, [seen[name][1] for name in folding.owners], create_graph=True)
+    owned = {name: (module, seen[name][0], delta) for (name, module), delta in zip(folding.owners.items(), deltas)}
+    if flat_targets is not None:
+        grads = {}
+        for name, (module, args, delta) in owned.items():
+            shorts = [k.rpartition(".")[2] for k in targets if k.rpartition(".")[0] == name]
+            for short, grad in _gradients(module, args, delta, shorts, problems).items():
+                grads[f"{name}.{short}" if name else short] = grad
+        flat = torch.cat([grads[k].flatten(1) for k in targets], dim=1)
+        dot, norm = (flat * flat_targets).sum(dim=1), flat.pow(2).sum(dim=1)
+        return PRODUCT_FORMS[objective](dot, norm, target_norms)
     dot = norm = images.new_zeros(problems)
-    for (name, module), delta in zip(folding.owners.items(), deltas):
+    for name, (module, args, delta) in owned.items():
         mine = {}
         for key, target in targets.items():
             owner, _, short = key.rpartition(".")
             if owner == name:
                 mine[short] = target
-        rule = _RULES.get(type(module), _module_products)
-        layer_dot, layer_norm = rule(module, seen[name][0], delta, mine, problems)
+        if isinstance(module, nn.Linear):
+            layer_dot, layer_norm = _linear_products(module, args, delta, mine, problems)
+        else:
+            layer_dot, layer_norm = _products(_gradients(module, args, delta, list(mine), problems), mine)
         dot, norm = dot + layer_dot, norm + layer_norm
     return PRODUCT_FORMS[objective](dot, norm, target_norms)
 
@@ -213,11 +232,11 @@ def _linear_products(
     return dot, norm
 
 
-def _norm_products(
-    module: nn.Module, args: tuple, delta: torch.Tensor, targets: Tensors, problems: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """<G, T> and ||G||^2 per problem of an affine normalization: the weight's gradient is D
-    times the normalized input, the bias's is D, each summed over a problem's rows."""
+def _norm_gradients(
+    module: nn.Module, args: tuple, delta: torch.Tensor, names: list[str], problems: int
+) -> Tensors:
+    """Per-problem gradients of an affine normalization: the weight's is D times the normalized
+    input, the bias's is D, each summed over a problem's rows."""
     if isinstance(module, nn.LayerNorm):  # parameters shaped like each row's trailing dims
         normalized = F.layer_norm(args[0], module.normalized_shape, eps=module.eps)
         shape, rows = (problems, -1, *module.normalized_shape), (1,)
@@ -228,24 +247,39 @@ def _norm_products(
             normalized = F.batch_norm(args[0], module.running_mean, module.running_var, eps=module.eps)
         shape, rows = (problems, -1, module.num_features, normalized[0, 0].numel()), (1, 3)
     d, normalized = delta.reshape(shape), normalized.reshape(shape)
-    grads = {"weight": (d * normalized).sum(dim=rows), "bias": d.sum(dim=rows)}
-    return _products({k: g for k, g in grads.items() if k in targets}, targets)
+    grads = {"weight": lambda: (d * normalized).sum(dim=rows), "bias": lambda: d.sum(dim=rows)}
+    return {k: grads[k]() for k in names}
 
 
-def _module_products(
-    module: nn.Module, args: tuple, delta: torch.Tensor, targets: Tensors, problems: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """<G, T> and ||G||^2 per problem of a module without submodules: its own forward's
-    vector-Jacobian product with respect to its matched parameters, one per problem."""
-    own = {k: p for k, p in module.named_parameters(recurse=False) if k in targets}
+def _module_gradients(
+    module: nn.Module, args: tuple, delta: torch.Tensor, names: list[str], problems: int
+) -> Tensors:
+    """Per-problem gradients of a module without submodules: its own forward's vector-Jacobian
+    product with respect to its matched parameters, one per problem."""
+    own = {k: p for k, p in module.named_parameters(recurse=False) if k in names}
 
     def gradient(inputs: tuple, d: torch.Tensor) -> Tensors:
         _, pull = vjp(lambda params: functional_call(module, params, inputs), own)
         return pull(d)[0]
 
     per_problem = [a.unflatten(0, (problems, -1)) for a in args]
-    grads = vmap(gradient)(tuple(per_problem), delta.unflatten(0, (problems, -1)))
-    return _products(grads, targets)
+    return vmap(gradient)(tuple(per_problem), delta.unflatten(0, (problems, -1)))
+
+
+def _linear_gradients(
+    module: nn.Linear, args: tuple, delta: torch.Tensor, names: list[str], problems: int
+) -> Tensors:
+    """Per-problem gradients of a linear layer: D^T X (one batched product) and D summed."""
+    x = args[0].reshape(problems, -1, module.in_features)
+    d = delta.reshape(problems, -1, module.out_features)
+    grads = {"weight": lambda: d.transpose(1, 2) @ x, "bias": lambda: d.sum(dim=1)}
+    return {k: grads[k]() for k in names}
+
+
+def _gradients(module: nn.Module, args: tuple, delta: torch.Tensor, names: list[str], problems: int) -> Tensors:
+    """Per-problem gradients of an owner's matched parameters ``names``, by its kind."""
+    rule = _GRADIENTS.get(type(module), _module_gradients)
+    return rule(module, args, delta, names, problems)
 
 
 def _products(grads: Tensors, targets: Tensors) -> tuple[torch.Tensor, torch.Tensor]:
@@ -255,12 +289,12 @@ def _products(grads: Tensors, targets: Tensors) -> tuple[torch.Tensor, torch.Ten
     return dot, norm
 
 
-_RULES = {
-    nn.Linear: _linear_products,
-    nn.LayerNorm: _norm_products,
-    nn.BatchNorm1d: _norm_products,
-    nn.BatchNorm2d: _norm_products,
-    nn.BatchNorm3d: _norm_products,
+_GRADIENTS = {
+    nn.Linear: _linear_gradients,
+    nn.LayerNorm: _norm_gradients,
+    nn.BatchNorm1d: _norm_gradients,
+    nn.BatchNorm2d: _norm_gradients,
+    nn.BatchNorm3d: _norm_gradients,
 }
 _NORMALIZATIONS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 

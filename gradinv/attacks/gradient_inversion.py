@@ -201,6 +201,7 @@ class GradientInversion(Attack):
             trainer = runtime.make_trainer(runtime.monitors)
             trainer.fit(module, DataLoader(range(self.optim.iterations), batch_size=None))
             results += list(zip(group, module.engine.reconstructions()))
+            module.engine = None  # its device memory (and CUDA graph) go now, not at a later collection
         chosen = []
         for v in range(len(updates)):
             candidates = [rec for p, rec in results if p.victim == v]

@@ -3,9 +3,10 @@ the batching path, plus the attack's priors; and the loss's gradient with respec
 
 The shared gradients, their norms, the labels, replayed buffers and the stacked sampling seeds
 are put on the device once. A step then computes the distances of all problems at once
-(``folded`` or ``vmap``, in chunks of ``Batching.chunk`` problems) or one problem after another
-(``loop``: each problem's graph is freed before the next is built), the priors batched over the
-problems, and one gradient for every problem's images and variables.
+(``folded`` or ``vmap``) or one problem after another (``loop``), the priors batched over the
+problems, and the gradient for every problem's images and variables; where a batched call
+holds fewer problems than there are (``Batching.chunk``: the CPU's caches or the GPU's memory),
+the problems go in chunks, each chunk's graph freed before the next is built.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from gradinv.attacks.layout import Layout
 from gradinv.attacks.objectives import OBJECTIVES
 from gradinv.attacks.sampling import StackedSamples
 from gradinv.attacks.variables import Variable, learned_labels
-from gradinv.attacks.vectorized import batched_distances, in_chunks
+from gradinv.attacks.vectorized import batched_distances
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.federated.local_update import local_update
 
@@ -87,13 +88,14 @@ class ProblemLoss:
             ])
         targets = {k: t[rows] for k, t in self.targets.items()}
         if path == "folded":
-            norms = self.target_norms[rows]
-            return in_chunks(self._folded, self.batching.chunk, images, labels, buffers, targets, norms)
-        return in_chunks(self._vmapped, self.batching.chunk, images, labels, buffers, targets)
+            flat = None if self.flat_targets is None else self.flat_targets[rows]
+            return self._folded(images, labels, buffers, targets, self.target_norms[rows], flat)
+        return self._vmapped(images, labels, buffers, targets)
 
-    def _folded(self, images, labels, buffers, targets, norms) -> torch.Tensor:
+    def _folded(self, images, labels, buffers, targets, norms, flat_targets) -> torch.Tensor:
         return folded_distances(
-            self.model, self.batching.folding, images, labels, buffers, targets, norms, self.objective
+            self.model, self.batching.folding, images, labels, buffers, targets, norms, self.objective,
+            flat_targets,
         )
 
     def _vmapped(self, images, labels, buffers, targets) -> torch.Tensor:
@@ -114,16 +116,20 @@ class ProblemLoss:
     # --------------------------------------------------------------- the step's loss and gradient
     def value_and_grad(self, theta: torch.Tensor, counters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every problem's loss at ``theta`` (distance plus priors; problems at step ``counters``)
-        and its gradient with respect to ``theta``."""
-        if self.batching.path != "loop":
+        and its gradient with respect to ``theta``: one call per ``Batching.chunk`` problems (one
+        per problem on the loop path), each call's graph freed before the next is built."""
+        problems = theta.shape[0]
+        size = 1 if self.batching.path == "loop" else min(self.batching.chunk or problems, problems)
+        if size == problems:
             losses = self.losses(theta, counters)
             (grad,) = torch.autograd.grad(losses.sum(), theta)
             return losses.detach(), grad
         values, grads = [], []
-        for i in range(theta.shape[0]):
-            row = theta.narrow(0, i, 1)
-            loss = self.losses(row, counters[i : i + 1], slice(i, i + 1))
-            grads.append(torch.autograd.grad(loss.sum(), row)[0])
+        for start in range(0, problems, size):
+            rows = slice(start, min(start + size, problems))
+            part = theta[rows]
+            loss = self.losses(part, counters[rows], rows)
+            grads.append(torch.autograd.grad(loss.sum(), part)[0])
             values.append(loss.detach())
         return torch.cat(values), torch.cat(grads)
 
@@ -146,5 +152,5 @@ class ProblemLoss:
                 distance = self._one(
                     images[i], labels[i], {k: b[i] for k, b in buffers.items()}, i, create_graph=False
                 )
-                values.append(float(distance))
+                values.append(float(distance.detach()))
         return values

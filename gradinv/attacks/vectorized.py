@@ -14,7 +14,7 @@ ResNet-18, against the loop and finite differences). ``input_statistics`` names 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from torch import nn
@@ -65,20 +65,3 @@ def batched_distances(
         return distance(grad(loss)(matched, image, label, buffer), target)
 
     return vmap(one)(images, labels, buffers, targets)
-
-
-def in_chunks(compute: Callable[..., torch.Tensor], size: int | None, *stacked: Any) -> torch.Tensor:
-    """``compute(*stacked)`` over at most ``size`` problems at a time, results concatenated.
-
-    Each argument is a tensor or a dict of tensors stacked along a leading problem dimension;
-    chunks keep the stacked activations and gradients within memory and caches.
-    """
-    count = next(a for a in stacked if isinstance(a, torch.Tensor)).shape[0]
-    if size is None or size >= count:
-        return compute(*stacked)
-
-    def rows(arg: Any, part: slice) -> Any:
-        return {k: v[part] for k, v in arg.items()} if isinstance(arg, dict) else arg[part]
-
-    parts = [slice(start, start + size) for start in range(0, count, size)]
-    return torch.cat([compute(*(rows(a, part) for a in stacked)) for part in parts])

@@ -5,8 +5,8 @@ exact (and, for models with batch norm, a client that normalizes with running st
 two DIA problems at p = 0.25 with batches of 2 take whichever path ``attack.vectorize``
 chooses given room for many problems per call, as on a GPU (folded, vmap, or the loop, with
 its logged reason); in float64 each problem's distance and its gradient for the images and
-every learned mask equal those of one problem at a time, as do those of the plain path that
-compares all layers as one vector (a GPU's). New configs are covered without editing this file; a configured ``depth`` is cut to 2
+every learned mask equal those of one problem at a time, as do those of a GPU's paths (each
+problem's gradient formed as one vector, on the chosen path and on the loop). New configs are covered without editing this file; a configured ``depth`` is cut to 2
 at most (the same modules, fewer repeats: ViT-B/16's 12 blocks in float64 take 20 s).
 """
 
@@ -87,15 +87,18 @@ def test_batched_distances_and_gradients_equal_the_loop(name, defense, normaliza
     if engine.batching == "loop":
         assert "one by one" in caplog.text
     assert len(engine.layout.columns) > 1, "DIA learns no mask at p = 0.25"
-    # The GPU's plain path: every layer's gradient in one vector per problem.
+    # A GPU's paths: each problem's gradient formed as one vector, on the chosen path and the loop.
     flat = ProblemLoss(engine.attack, engine.model, engine.problems, engine.loss.names, engine.layout,
                        engine.theta.device, engine.theta.dtype, flat=True)
     counters = engine.progress.steps
     chosen = engine.loss.value_and_grad(engine.theta, counters)
+    flat.batching = engine.loss.batching
+    flat_chosen = flat.value_and_grad(engine.theta, counters)
+    flat.batching = Batching("loop")
     flat_loop = flat.value_and_grad(engine.theta, counters)
     engine.loss.batching = Batching("loop")
     loop = engine.loss.value_and_grad(engine.theta, counters)
-    for fast in (chosen, flat_loop):
+    for fast in (chosen, flat_chosen, flat_loop):
         torch.testing.assert_close(fast[0], loop[0], rtol=1e-10, atol=1e-12)
         (fast_images, fast_masks), (images, masks) = (engine.layout.views(g) for g in (fast[1], loop[1]))
         pairs = [(fast_images, images)] + [(fast_masks[k].value, masks[k].value) for k in masks]

@@ -16,6 +16,7 @@ from gradinv.data.datasets import CIFAR10
 from gradinv.data.victims import VictimBatch
 from gradinv.defenses.base import NoDefense
 from gradinv.defenses.precode import Precode
+from gradinv.device import full_float32
 from gradinv.federated.client import FederatedClient
 from gradinv.models.build import build_model
 from gradinv.models.random_stream import standard_normals, uniforms
@@ -48,7 +49,9 @@ def test_every_model_attack_defense_and_client_runs_on_cuda(cell, tmp_path):
 
 
 def _cuda_setting(name: str, victims: int, dropout: float = 0.25, defense=None):
-    """A CIFAR-10-sized model on the GPU, the server's copy, and one client round per victim."""
+    """A CIFAR-10-sized model on the GPU, the server's copy, and one client round per victim,
+    in full float32 as a run computes it."""
+    full_float32(CUDA)
     cfg = option("model", name)
     cfg.dropout = dropout
     if "depth" in cfg:
