@@ -86,8 +86,9 @@ def test_problems_stepped_together_equal_one_by_one_on_cuda(name, attack):
     assert_same(*runs)
 
 
-PATHS = [("mlp", "dia", 4, None, "folded"), ("vit", "dia", 1, None, "loop"),
-         ("mlp", "ig", 4, Precode(latent=8), "vmap"), ("resnet18", "ig", 4, None, "folded")]
+PATHS = [("mlp", "dia", 4, None, "folded"), ("vit", "dia", 1, None, "folded"),
+         ("mlp", "ig", 4, Precode(latent=8), "vmap"), ("vit", "ig", 2, Precode(latent=8), "loop"),
+         ("resnet18", "ig", 4, None, "folded")]
 
 
 @pytest.mark.parametrize(("name", "attack", "victims", "defense", "path"), PATHS)
