@@ -20,7 +20,7 @@ from gradinv.device import full_float32
 from gradinv.federated.client import FederatedClient
 from gradinv.models.build import build_model
 from gradinv.models.random_stream import standard_normals, uniforms
-from tests.attacks.helpers import assert_same, engine_for, make_attack
+from tests.attacks.helpers import engine_for, make_attack
 from tests.helpers import option, run_config
 
 pytestmark = [
@@ -78,12 +78,21 @@ def _gpu_trainer(callbacks):
 
 @pytest.mark.parametrize(("name", "attack"), [("mlp", "dia"), ("cnn", "ig"), ("vit", "dia")])
 def test_problems_stepped_together_equal_one_by_one_on_cuda(name, attack):
+    """Six problems in one fit or one fit each reach the same reconstructions. On CUDA a batched
+    product sums in another order than a single problem's (cuBLAS picks its kernel by shape), and
+    Adam divides each gradient by its own running size, so a component near zero can move a pixel
+    either way: the H200 run left 2 of 3072 CNN pixels 0.003 apart after 8 steps (with every other
+    pixel within 1e-4). The bound: at most 1% of the pixels beyond 1e-4, none beyond 1e-2."""
     server, updates = _cuda_setting(name, victims=3)
     runs = []
     for vectorize in (True, False):
         chosen = make_attack(attack, vectorize=vectorize, restarts=2, optim={"iterations": 8, "signed": False})
         runs.append(chosen.reconstruct(server, updates, AttackRuntime(seed=3, make_trainer=_gpu_trainer)))
-    assert_same(*runs)
+    for together, alone in zip(*runs, strict=True):
+        apart = (together.images - alone.images).abs()
+        assert float(apart.max()) <= 1e-2 and float((apart > 1e-4).float().mean()) <= 0.01
+        assert together.gradient_distance == pytest.approx(alone.gradient_distance, rel=1e-3)
+        assert together.iterations == alone.iterations
 
 
 PATHS = [("mlp", "dia", 4, None, "folded"), ("vit", "dia", 1, None, "folded"),
