@@ -53,16 +53,15 @@ class InversionEngine:
         for parameter in self.model.parameters():
             parameter.requires_grad_(True)
         dtype = next(self.model.parameters()).dtype
-        rows, layouts = [], set()
-        for problem in problems:
+        rows = []
+        for problem in problems:  # drawn on the CPU from the problem's seed: the same start anywhere
             generator = torch.Generator().manual_seed(problem.seed)
-            images = attack.initial_images(problem, server, generator)
-            variables = attack.init_variables(problem, server, generator)
-            self.layout = Layout(images, variables, self.settings.lr)
-            layouts.add(self.layout.signature())
-            rows.append((images, variables))
-        if len(layouts) != 1:
+            rows.append((attack.initial_images(problem, server, generator),
+                         attack.init_variables(problem, server, generator)))
+        layouts = [Layout(images, variables, self.settings.lr) for images, variables in rows]
+        if len({layout.signature() for layout in layouts}) != 1:
             raise ValueError("the problems of one fit must share one layout")
+        self.layout = layouts[0]
         names = attack.matched_names(server, problems[0].update)
         self.theta = self.layout.stack(rows).to(device, dtype).requires_grad_()
         flat = device.type == "cuda"  # one gradient vector per problem where kernels cost launches
@@ -70,8 +69,11 @@ class InversionEngine:
         lbfgs = self.settings.optimizer == "lbfgs"
         self.loss.batching = choose_batching(self.loss, self.theta, lbfgs, attack.per_call)
         self.progress = Progress(self.settings, self.theta)
-        stepper = LbfgsStep if lbfgs else StackedAdam
-        self.stepper = stepper(self.settings, self.layout, server.spec, self.theta)
+        if lbfgs:
+            reevaluate = lambda: self.loss.value_and_grad(self.theta, self.progress.steps)  # noqa: E731
+            self.stepper = LbfgsStep(self.settings, self.layout, server.spec, self.theta, reevaluate)
+        else:
+            self.stepper = StackedAdam(self.settings, self.layout, server.spec, self.theta)
         self.sync_every = attack.sync_every
         self.tick = torch.zeros((), dtype=torch.int64, device=device)
         self.mean_log = torch.zeros(self.sync_every, dtype=torch.float64, device=device)
@@ -111,15 +113,9 @@ class InversionEngine:
 
     def _step(self) -> None:
         """The step's work: losses and gradient, bookkeeping, the move, the log."""
-        counters = self.progress.steps
-        losses, grad = self.loss.value_and_grad(self.theta, counters)
+        losses, grad = self.loss.value_and_grad(self.theta, self.progress.steps)
         with torch.no_grad():
-            if isinstance(self.stepper, LbfgsStep):
-                live = self.progress.record(self.theta, losses)
-                self.stepper.move(self.theta, losses, lambda: self.loss.value_and_grad(self.theta, counters))
-                self.progress.finish(losses, live)
-            else:
-                live = advance(self.progress, self.stepper, self.theta, grad, losses)
+            live = advance(self.progress, self.stepper, self.theta, grad, losses)
             self._log(losses, live)
 
     def _log(self, losses: torch.Tensor, live: torch.Tensor) -> None:
@@ -134,8 +130,9 @@ class InversionEngine:
     def flush(self) -> Flushed:
         """The logged means since the last flush, read in one copy to the host."""
         pending = self.steps_taken - self.flushed_at
-        packed = torch.stack([self.mean_log, self.live_log.double(), self.progress.active.any().double().expand(self.sync_every)])
-        means, lives, running = packed.cpu().tolist()
+        packed = torch.cat([self.mean_log, self.live_log.double(), self.progress.active.any().double().view(1)])
+        values = packed.cpu().tolist()
+        means, lives, running = values[: self.sync_every], values[self.sync_every : -1], values[-1]
         first = self.flushed_at
         losses = [
             (step, means[step % self.sync_every])
@@ -146,7 +143,7 @@ class InversionEngine:
             ran = losses and losses[-1][0] == self.steps_taken - 1
             self.latest = losses[-1][1] if ran else None
         self.flushed_at = self.steps_taken
-        return Flushed(losses, bool(running[0]), self.latest)
+        return Flushed(losses, bool(running), self.latest)
 
     # ------------------------------------------------------------------ reading the problems
     def images(self) -> torch.Tensor:

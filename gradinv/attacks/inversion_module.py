@@ -12,7 +12,7 @@ from __future__ import annotations
 import lightning as L
 
 from gradinv.attacks.base import ServerView
-from gradinv.attacks.engine import InversionEngine
+from gradinv.attacks.engine import Flushed, InversionEngine
 
 PROGRESS_NAME = "{attack} victim {span}"
 
@@ -27,7 +27,6 @@ class InversionModule(L.LightningModule):
         self.server = server
         self.problems = problems
         self.engine: InversionEngine | None = None
-        self._last_loss: float | None = None
 
     @property
     def progress_name(self) -> str:
@@ -51,11 +50,10 @@ class InversionModule(L.LightningModule):
     def on_train_end(self) -> None:
         self._flush(progress_bar=False)
 
-    def _flush(self, progress_bar: bool) -> None:
+    def _flush(self, progress_bar: bool) -> Flushed:
         """Hand the buffered step losses to the logger (each with its step), show the latest on
         the progress bar, and end the fit once no problem runs."""
         flushed = self.engine.flush()
-        self._last_loss = flushed.latest
         if flushed.losses:
             if self.logger is not None:
                 for step, value in flushed.losses:
@@ -64,13 +62,13 @@ class InversionModule(L.LightningModule):
                 self.log("attack/loss", flushed.losses[-1][1], prog_bar=True, logger=False)
         if not flushed.running:
             self.trainer.should_stop = True
+        return flushed
 
     # ------------------------------------------------------------ for evaluation-side monitors
     @property
     def last_loss(self) -> float | None:
         """The mean loss of the latest step, over the problems that ran in it (None if none did)."""
-        self._flush(progress_bar=False)
-        return self._last_loss
+        return self._flush(progress_bar=False).latest
 
     def current_images(self) -> list[tuple[int, object]]:
         """(victim, candidate images) per problem."""

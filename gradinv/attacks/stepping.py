@@ -130,33 +130,39 @@ class StackedAdam:
             self.bad_steps.copy_(torch.where(reduce, 0, self.bad_steps))
 
 
-def advance(progress: Progress, adam: StackedAdam, theta: torch.Tensor, grad: torch.Tensor,
+def advance(progress: Progress, stepper: StackedAdam | LbfgsStep, theta: torch.Tensor, grad: torch.Tensor,
             losses: torch.Tensor) -> torch.Tensor:
-    """One Adam step of every problem, in the order torch's own loop takes it: note the loss
-    (best iterate), move the live problems, let the schedule see the loss, count the step and
-    stop the problems that are done. Returns the problems that were live in it."""
+    """One step of every problem, in the order torch's own loop takes it: note the loss (best
+    iterate), move the live problems, let the schedule see the loss, count the step and stop
+    the problems that are done. Returns the problems that were live in it."""
     live = progress.record(theta, losses)
-    adam.move(theta, grad, losses, live, progress.steps)
+    stepper.move(theta, grad, losses, live, progress.steps)
     progress.finish(losses, live)
     return live
 
 
 class LbfgsStep:
     """torch's L-BFGS (and the torch schedule) for one problem, which it moves alone; its
-    line-search bookkeeping reads the device, so it is never captured."""
+    line search re-evaluates the loss (``reevaluate``: losses and gradient at ``theta``) and
+    reads the device, so it is never captured."""
 
-    def __init__(self, settings: Optimization, layout: Layout, spec: DataSpec, theta: torch.Tensor) -> None:
+    def __init__(self, settings: Optimization, layout: Layout, spec: DataSpec, theta: torch.Tensor,
+                 reevaluate: Reevaluate) -> None:
         if theta.shape[0] != 1:
             raise ValueError("L-BFGS steps one problem per fit.")
         self.optimizer = torch.optim.LBFGS([theta], lr=settings.lr)
         self.scheduler = settings.torch_scheduler(self.optimizer)
+        self.reevaluate = reevaluate
         low, high = column_bounds(layout, spec, settings.boxed)
         self.low, self.high = low.to(theta.device, theta.dtype), high.to(theta.device, theta.dtype)
 
-    def move(self, theta: torch.Tensor, losses: torch.Tensor, reevaluate: Reevaluate) -> None:
+    def move(self, theta: torch.Tensor, grad: torch.Tensor, losses: torch.Tensor, live: torch.Tensor,
+             steps: torch.Tensor) -> None:
+        """One L-BFGS step (its first evaluation recomputes ``grad``), the schedule, the box."""
+
         def closure() -> torch.Tensor:
-            loss, grad = reevaluate()
-            theta.grad = grad
+            loss, gradient = self.reevaluate()
+            theta.grad = gradient
             return loss.sum()
 
         with torch.enable_grad():
