@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 # forms: the MLP and CNN (a large linear layer on few rows) gain 1.4x; the ViT, whose linear
 # layers see 65 token rows each, ran 0.9x as fast as the loop (2-core CPU).
 SINGLE_FOLD_GAIN = 4
-PATHS = ("folded", "vmap", "loop")
 
 
 @dataclass(frozen=True)

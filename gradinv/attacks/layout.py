@@ -21,11 +21,10 @@ IMAGES = "images"
 
 @dataclass(frozen=True)
 class Column:
-    """One tensor of a problem: its key, its shape and where its entries start in the row."""
+    """One tensor of a problem: its key and its shape (its entries follow the previous column's)."""
 
     key: str
     shape: tuple[int, ...]
-    start: int
 
     @property
     def size(self) -> int:
@@ -42,12 +41,8 @@ class Layout:
 
     def __init__(self, images: torch.Tensor, variables: dict[str, Variable], lr: float) -> None:
         self.variables = {key: _template(v) for key, v in variables.items()}
-        self.columns: list[Column] = []
-        start = 0
-        for key, shape in [(IMAGES, tuple(images.shape))] + [(k, tuple(v.value.shape)) for k, v in variables.items()]:
-            self.columns.append(Column(key, shape, start))
-            start += self.columns[-1].size
-        self.width = start
+        self.columns = [Column(IMAGES, tuple(images.shape))]
+        self.columns += [Column(key, tuple(v.value.shape)) for key, v in variables.items()]
         self.lrs: list[float] = [lr]
         self.groups: list[int] = [0]  # per column
         by_lr: dict[float, int] = {}
