@@ -32,6 +32,13 @@ def compose_config(overrides: list[str], run_dir: Path) -> DictConfig:
     return cfg
 
 
+def composed(*overrides: str, hydra: bool = False) -> DictConfig:
+    """The config ``gradinv/main.py`` composes for ``overrides`` (with Hydra's own block if
+    ``hydra``), without running it."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
+
+
 def option(group: str, name: str) -> DictConfig:
     """One option of a config group as Hydra composes it (its defaults list applied)."""
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):

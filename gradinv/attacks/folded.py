@@ -40,11 +40,10 @@ from torch import nn
 from torch.func import functional_call, vjp, vmap
 
 from gradinv.attacks.objectives import PRODUCT_FORMS
-from gradinv.attacks.vectorized import batch_statistics
+from gradinv.attacks.vectorized import NORMALIZATIONS, batch_statistics
 from gradinv.federated.gradients import training_loss
 from gradinv.models.auxiliary import has_auxiliary_loss
-
-Tensors = dict[str, torch.Tensor]
+from gradinv.tensors import Tensors
 
 
 def folded_owners(model: nn.Module, names: list[str], objective: str) -> dict[str, nn.Module] | None:
@@ -59,7 +58,7 @@ def folded_owners(model: nn.Module, names: list[str], objective: str) -> dict[st
         if module is None:
             return None
         generic = type(module) not in _GRADIENTS
-        if generic and (isinstance(module, _NORMALIZATIONS) or next(module.children(), None)):
+        if generic and (isinstance(module, NORMALIZATIONS) or next(module.children(), None)):
             return None
         owners[owner] = module
     return owners
@@ -296,7 +295,6 @@ _GRADIENTS = {
     nn.BatchNorm2d: _norm_gradients,
     nn.BatchNorm3d: _norm_gradients,
 }
-_NORMALIZATIONS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
 def squared_norms(targets: Tensors) -> torch.Tensor:

@@ -34,8 +34,8 @@ from gradinv.attacks.sampling import LayerSamples
 from gradinv.attacks.variables import Variable
 from gradinv.errors import ConfigError
 from gradinv.federated.update import SharedUpdate
+from gradinv.tensors import Tensors
 
-Tensors = dict[str, torch.Tensor]
 Variables = dict[str, Variable]
 INITS = ("randn", "rand", "zeros")
 

@@ -6,10 +6,11 @@ from typing import Callable
 
 import torch
 
-Gradients = dict[str, torch.Tensor]
+from gradinv.tensors import Tensors
 
 
-def cosine_distance(candidate: Gradients, target: Gradients, target_norm: torch.Tensor | None = None) -> torch.Tensor:
+
+def cosine_distance(candidate: Tensors, target: Tensors, target_norm: torch.Tensor | None = None) -> torch.Tensor:
     """1 - cosine similarity of all layers' gradients taken as one vector (Geiping et al. 2020);
     ``target_norm`` (its squared norm), constant over an attack, can be given once."""
     dot = sum((candidate[k] * target[k]).sum() for k in target)
@@ -19,7 +20,7 @@ def cosine_distance(candidate: Gradients, target: Gradients, target_norm: torch.
     return 1 - dot / (cand_norm * target_norm.sqrt()).clamp_min(1e-12)
 
 
-def squared_distance(candidate: Gradients, target: Gradients, target_norm: torch.Tensor | None = None) -> torch.Tensor:
+def squared_distance(candidate: Tensors, target: Tensors, target_norm: torch.Tensor | None = None) -> torch.Tensor:
     """Sum of squared differences over all layers (Zhu et al. 2019, DLG); ``target_norm`` unused."""
     return sum((candidate[k] - target[k]).pow(2).sum() for k in target)
 

@@ -23,8 +23,7 @@ from gradinv.attacks.variables import Variable, learned_labels
 from gradinv.attacks.vectorized import batched_distances
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.federated.local_update import local_update
-
-Tensors = dict[str, torch.Tensor]
+from gradinv.tensors import Tensors
 
 
 class ProblemLoss:

@@ -17,8 +17,7 @@ from gradinv.errors import ConfigError
 from gradinv.federated.local_update import round_randomness
 from gradinv.federated.update import SharedUpdate
 from gradinv.models.stochastic import stochastic_layers
-
-Tensors = dict[str, torch.Tensor]
+from gradinv.tensors import Tensors
 
 
 class LayerSamples:

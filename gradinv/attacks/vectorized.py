@@ -21,16 +21,19 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from gradinv.federated.gradients import training_loss
+from gradinv.tensors import Tensors
 
-Tensors = dict[str, torch.Tensor]
 Distance = Callable[[Tensors, Tensors], torch.Tensor]
-_STATISTICS = (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
+#: Every normalization layer (batch and instance norm derive from ``_NormBase``).
+NORMALIZATIONS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
 def input_statistics(model: nn.Module) -> str | None:
-    """The first module of ``model`` that normalizes by statistics of its input, if any."""
+    """The first module of ``model`` that normalizes by statistics of its input (any
+    normalization but a batch norm on running statistics), if any."""
     for name, module in model.named_modules():
-        if isinstance(module, _STATISTICS) or batch_statistics(module):
+        running = isinstance(module, nn.modules.batchnorm._BatchNorm) and not batch_statistics(module)
+        if isinstance(module, NORMALIZATIONS) and not running:
             return f"{name} ({type(module).__name__})"
     return None
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import lightning as L
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 from PIL import Image
@@ -18,18 +17,13 @@ from gradinv.errors import ConfigError, instantiate
 from gradinv.experiment import build_setting
 from gradinv.federated.client import FederatedClient
 from gradinv.typecheck import unused_fields
-from tests.helpers import CONF, REPO_ROOT
+from tests.helpers import CONF, REPO_ROOT, composed
 
 GROUPS = (
     "dataset", "model", "threat", "attack", "defense", "logger", "trainer", "experiment", "hydra",
     "hydra/launcher",
 )
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF) / g).glob("*.yaml"))]
-
-
-def composed(overrides: list[str], hydra: bool = False):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("config", overrides=overrides, return_hydra_config=hydra)
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
@@ -50,7 +44,7 @@ def test_every_option_composes_and_builds_a_run(group, option, tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "one.png")
     chosen = f"+experiment={option}" if group == "experiment" else f"{group}={option}"
     extra = [f"dataset.path={tmp_path}", "dataset.label=0"] if option == "folder" else []
-    cfg = composed([chosen, *NEEDS.get((group, option), []), *extra], hydra=True)
+    cfg = composed(chosen, *NEEDS.get((group, option), []), *extra, hydra=True)
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(tmp_path)  # the loggers write into the run's folder
     HydraConfig.instance().set_config(cfg)
@@ -65,16 +59,16 @@ def test_every_option_composes_and_builds_a_run(group, option, tmp_path):
 
 @pytest.mark.parametrize("launcher", ["joblib_local", "slurm_gpu"])
 def test_launcher_configs_compose(launcher):
-    cfg = composed([f"hydra/launcher={launcher}"], hydra=True)
+    cfg = composed(f"hydra/launcher={launcher}", hydra=True)
     assert cfg.hydra.launcher._target_.startswith("hydra_plugins.")
 
 
 def test_rgap_holds_every_optimization_field_as_a_null_placeholder():
     """So that one sweep sets an optimization field for the attacks beside R-GAP
     (`-m attack=ig,rgap attack.optim.iterations=20`): each must exist in rgap.yaml to compose."""
-    rgap = composed(["attack=rgap"]).attack
+    rgap = composed("attack=rgap").attack
     for attack in sorted(p.stem for p in (Path(CONF) / "attack").glob("*.yaml")):
-        fields = composed([f"attack={attack}"]).attack
+        fields = composed(f"attack={attack}").attack
         missing = sorted(set(fields) - set(rgap))
         missing += sorted(f"optim.{k}" for k in set(fields.get("optim") or {}) - set(rgap.optim) - {"_target_"})
         assert not missing, f"conf/attack/rgap.yaml lacks attack={attack}'s {missing} (add them as null)"
@@ -85,7 +79,7 @@ def test_rgap_holds_every_optimization_field_as_a_null_placeholder():
 
 @pytest.mark.parametrize("attack", sorted(p.stem for p in (Path(CONF) / "attack").glob("*.yaml")))
 def test_the_client_shares_what_the_threat_grants_and_the_attack_is_told_it(attack):
-    cfg = composed([f"attack={attack}"])
+    cfg = composed(f"attack={attack}")
     threat, client = cfg.threat, cfg.client
     assert (client.share_labels, client.share_masks, client.share_samples) == (
         threat.labels, threat.masks, threat.samples
@@ -98,7 +92,7 @@ def test_the_client_shares_what_the_threat_grants_and_the_attack_is_told_it(atta
 
 def test_a_threat_without_masks_is_refused_by_wiig_with_the_field_to_set():
     with pytest.raises(ConfigError, match="threat.masks must be true for attack=wiig"):
-        instantiate(composed(["attack=wiig", "threat=default"]).attack)
+        instantiate(composed("attack=wiig", "threat=default").attack)
 
 
 def test_help_lists_the_groups_a_user_picks_and_no_internal_piece():

@@ -4,23 +4,17 @@ from __future__ import annotations
 import inspect
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from gradinv.attacks.dia import DropoutInversion
 from gradinv.attacks.gradient_inversion import GradientInversion
 from gradinv.attacks.optimization import Optimization
 from gradinv.attacks.wiig import WellInformedIG
-from tests.helpers import CONF
+from tests.helpers import composed
 
 # What an optimization attack's setting is: every field but what the attack models or is told.
 NOT_SETTING = {"_target_", "mask_lr", "mask_init", "masks_known", "ignore_layers"}
 MODELLED_PRIORS = {"mask_rate"}  # DIA's prior on the masks it models
-
-
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        return compose("config", overrides=list(overrides))
 
 
 def setting(cfg) -> dict:
