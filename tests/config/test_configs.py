@@ -20,8 +20,8 @@ from gradinv.typecheck import unused_fields
 from tests.helpers import CONF, REPO_ROOT, composed
 
 GROUPS = (
-    "dataset", "model", "threat", "attack", "defense", "logger", "trainer", "experiment", "hydra",
-    "hydra/launcher",
+    "dataset", "model", "threat", "client", "attack", "defense", "logger", "trainer", "experiment",
+    "hydra", "hydra/launcher",
 )
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF) / g).glob("*.yaml"))]
 

@@ -20,10 +20,16 @@ def test_ppp_noise_touches_exactly_the_layers_before_the_decoder():
     assert defense.perturbs_update and not Precode().perturbs_update
 
 
-def test_precode_run_writes_results(tmp_path):
-    outcome = run_config(
-        ["dataset=cifar10", "defense=ppp", "defense.latent=8", "attack=ig_precode",
-         "attack.optim.iterations=2"],
-        tmp_path,
-    )
-    assert outcome["metrics"]["psnr"] is not None
+def test_ppp_noise_keeps_the_precode_aware_attack_from_matching(tmp_path):
+    """Against PRECODE alone the aware attack matches the layers it keeps far closer than
+    against PPP, whose noise sits on exactly those layers (same seed, same budget)."""
+    distance = {}
+    for defense in ("precode", "ppp"):
+        outcome = run_config(
+            ["dataset=cifar10", f"defense={defense}", "defense.latent=8", "attack=ig_precode",
+             "attack.optim.iterations=30", "attack.optim.lr=0.1"],
+            tmp_path / defense,
+        )
+        assert outcome["status"] == "ok" and outcome["choices"]["defense"] == defense
+        distance[defense] = outcome["metrics"]["gradient_cosine_distance"]
+    assert distance["ppp"] > 2 * distance["precode"]
