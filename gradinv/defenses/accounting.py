@@ -14,9 +14,11 @@ which a round that reuses one batch does not have.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 from opacus.accountants import create_accountant
 from opacus.accountants.utils import get_noise_multiplier
 
@@ -41,7 +43,8 @@ class RoundAccounting:
             return math.inf
         accountant = create_accountant(mechanism=self.accountant)
         accountant.step(noise_multiplier=noise_multiplier / math.sqrt(self.steps), sample_rate=self.sample_rate)
-        return float(accountant.get_epsilon(delta=self.delta))
+        with np.errstate(divide="ignore"):  # PRV takes log(1 - rate) = -inf at rate 1, on purpose
+            return float(accountant.get_epsilon(delta=self.delta))
 
     def noise_multiplier(self, epsilon: float) -> float:
         """The per-step noise multiplier whose round has epsilon at most ``epsilon`` (within
@@ -51,9 +54,13 @@ class RoundAccounting:
 
 @lru_cache(maxsize=64)
 def _noise_multiplier(round_: RoundAccounting, epsilon: float) -> float:
-    """Cached: each victim batch of a run asks for the same round's multiplier."""
-    composed = get_noise_multiplier(
-        target_epsilon=epsilon, target_delta=round_.delta, sample_rate=round_.sample_rate, steps=1,
-        accountant=round_.accountant,
-    )
+    """Cached: each victim batch of a run asks for the same round's multiplier. The search's
+    first brackets (multipliers up to 20) fall outside RDP's orders, which Opacus warns of; the
+    multiplier found is accounted again in ``epsilon``, where such a warning is shown."""
+    with warnings.catch_warnings(), np.errstate(divide="ignore"):
+        warnings.filterwarnings("ignore", message="Optimal order is the (largest|smallest) alpha")
+        composed = get_noise_multiplier(
+            target_epsilon=epsilon, target_delta=round_.delta, sample_rate=round_.sample_rate, steps=1,
+            accountant=round_.accountant,
+        )
     return float(composed) * math.sqrt(round_.steps)
