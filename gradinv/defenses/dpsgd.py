@@ -28,8 +28,9 @@ from gradinv.defenses.accounting import ACCOUNTANTS, RoundAccounting
 from gradinv.defenses.base import Defense
 from gradinv.defenses.perturbation import add_noise
 from gradinv.errors import ConfigError
-from gradinv.federated.gradients import StepGradients, Tensors, step_gradients, training_loss
+from gradinv.federated.gradients import StepGradients, step_gradients, training_loss
 from gradinv.models.stochastic import recording_randomness
+from gradinv.tensors import Tensors
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from torch.func import functional_call
 
 from gradinv.models.auxiliary import auxiliary_losses
 from gradinv.models.stochastic import recording_randomness
+from gradinv.tensors import Tensors
 
-Tensors = dict[str, torch.Tensor]
 #: How a client computes the gradients of one step: from (model, parameters, images, labels,
 #: supplied randomness buffers) to the gradients by parameter name and the randomness drawn.
 StepGradients = Callable[[nn.Module, Tensors, torch.Tensor, torch.Tensor, Tensors], tuple[Tensors, Tensors]]

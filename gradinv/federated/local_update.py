@@ -22,11 +22,11 @@ from torch import nn
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import StepGradients, step_gradients
 from gradinv.models.stochastic import StochasticLayer, randomness_key, randomness_shapes
+from gradinv.tensors import Tensors
 
 if TYPE_CHECKING:
     from gradinv.federated.update import SharedUpdate
 
-Tensors = dict[str, torch.Tensor]
 STEP = "step{}."  # the prefix of a local step's randomness keys: 'step0.features.3.mask'
 
 
