@@ -234,9 +234,10 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     if logger is not None:
         _log_final(logger, scores, timing)
     results.write(
-        status=OK, knowledge={**attack.knowledge(), **client.knowledge()}, privacy=privacy, attack_report=attack.report(),
-        metrics=scores.metrics, unavailable=scores.unavailable, per_image=scores.per_image,
-        timing=timing, curve=monitor.curve, picture=PICTURE_FILE, device=str(device),
+        status=OK, knowledge={**attack.knowledge(), **client.knowledge()}, privacy=privacy,
+        attack_report=attack.report(), metrics=scores.metrics, unavailable=scores.unavailable,
+        per_image=scores.per_image, timing=timing, curve=monitor.curve, picture=PICTURE_FILE,
+        device=str(device),
     )
     log.info(
         "PSNR %s dB, SSIM %s, LPIPS %s in %.1f s",
