@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.installed
 ARGS    ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test bench gpu-check table-labels table-dia table-rgap table-ppp table-fedavg
+.PHONY: help setup run test bench gpu-check table-labels table-dia table-rgap table-ppp table-fedavg table-dp
 
 help: ## List the targets, one line each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
@@ -70,6 +70,13 @@ FEDAVG_STEPS  ?= 1,5
 FEDAVG_P      ?= 0,0.25
 FEDAVG_ATTACKS ?= ig,dia
 FEDAVG_ITERS  ?= $(if $(QUICK),100,24000)
+DP_MODELS     ?= mlp,cnn
+DP_ATTACKS    ?= ig,dia,wiig
+DP_EPSILONS   ?= 100,10,1
+DP_BATCHES    ?= 1,4
+DP_P          ?= 0.25
+DP_DELTA      ?= 1e-5
+DP_ITERS      ?= $(if $(QUICK),100,20000)
 SWEEP_RUN      = $(PYTHON) gradinv/main.py -m trainer.enable_progress_bar=false
 BUDGET         = attack.optim.iterations=$(ITERS) dataset.num_victims=$(VICTIMS)
 # The DIA paper's setting (conf/experiment/dia_paper.yaml) for every attack of its table, so
@@ -83,6 +90,10 @@ budget_model   = $(word 1,$(subst :, ,$(1)))
 budget_iters   = $(word 2,$(subst :, ,$(1)))
 ANALYZE        = $(PYTHON) -m multirun_analysis $(SWEEP) --out $(SWEEP)/analysis
 need           = $(or $($(1)),$(error $@ without QUICK=1 needs $(1)=..., e.g. $(1)=/data/imagenet))
+# table-dp: every cell of the DP-SGD grid but its epsilon; epsilon = inf is noise multiplier 0.
+DP_SETTING     = dataset=cifar10 model=$(DP_MODELS) model.dropout=$(DP_P) dataset.batch_size=$(DP_BATCHES) \
+                 attack=$(DP_ATTACKS) defense=dpsgd defense.delta=$(DP_DELTA) $(DIA_SETTING) \
+                 attack.optim.iterations=$(DP_ITERS)
 
 table-dia: $(STAMP) ## DIA paper: 4 models x MNIST, CIFAR-10, ImageNet x p x IG, DIA, WIIG (QUICK=1: CPU)
 ifeq ($(QUICK),)
@@ -118,3 +129,8 @@ table-fedavg: $(STAMP) ## FedAvg: MLP, CNN x batch 1, 4, 8 x local steps 1, 5 x 
 	  attack=$(FEDAVG_ATTACKS) threat.labels=false attack.optim.iterations=$(FEDAVG_ITERS) \
 	  dataset.num_victims=$(VICTIMS) $(ARGS)
 	$(ANALYZE) --by dataset.batch_size --by client.local_steps
+
+table-dp: $(STAMP) ## DP-SGD: IG, DIA, WIIG x mlp, cnn x CIFAR-10 x epsilon in {inf, 100, 10, 1} x batch 1, 4; by epsilon (QUICK=1: CPU)
+	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/epsilon $(DP_SETTING) defense.epsilon=$(DP_EPSILONS) $(ARGS)
+	$(SWEEP_RUN) hydra.sweep.dir=$(SWEEP)/no_noise $(DP_SETTING) defense.epsilon=null defense.noise_multiplier=0 $(ARGS)
+	$(ANALYZE) --by defense.epsilon --by dataset.batch_size

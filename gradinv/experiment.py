@@ -196,10 +196,12 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
         )
     server = ServerView.of(model, spec, client.batch_statistics, defense.skippable_parameters(model))
     updates, records = zip(*(client.share(victim) for victim in victims))
+    privacy = client.privacy(updates[0].batch_size)
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     if logger is not None:
-        logger.log_hyperparams({**choices(cfg), "iterations": budget(cfg)})
+        settings = {**choices(cfg), "iterations": budget(cfg)}
+        logger.log_hyperparams(settings if privacy is None else {**settings, "privacy": privacy})
 
     def make_trainer(callbacks: list[L.Callback]) -> L.Trainer:
         bar = [AttackProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
@@ -232,9 +234,10 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     if logger is not None:
         _log_final(logger, scores, timing)
     results.write(
-        status=OK, knowledge={**attack.knowledge(), **client.knowledge()}, attack_report=attack.report(),
-        metrics=scores.metrics, unavailable=scores.unavailable, per_image=scores.per_image,
-        timing=timing, curve=monitor.curve, picture=PICTURE_FILE, device=str(device),
+        status=OK, knowledge={**attack.knowledge(), **client.knowledge()}, privacy=privacy,
+        attack_report=attack.report(), metrics=scores.metrics, unavailable=scores.unavailable,
+        per_image=scores.per_image, timing=timing, curve=monitor.curve, picture=PICTURE_FILE,
+        device=str(device),
     )
     log.info(
         "PSNR %s dB, SSIM %s, LPIPS %s in %.1f s",

@@ -140,11 +140,13 @@ class Record(_Record):
 
 @dataclass
 class RunRecord(Record):
-    """An attack run's results.json: what the attacker knew and reported, the metrics (means,
-    with the reason for each unavailable one), per-image scores, timing, the convergence curve,
-    the picture's file name and the device."""
+    """An attack run's results.json: what the attacker knew, the defense's privacy accounting
+    (DP-SGD's epsilon at delta and what it was computed from; absent without one), what the
+    attacker reported, the metrics (means, with the reason for each unavailable one), per-image
+    scores, timing, the convergence curve, the picture's file name and the device."""
 
     knowledge: dict[str, Any] | None = None
+    privacy: dict[str, Any] | None = None
     attack_report: dict[str, Any] | None = None
     metrics: dict[str, float | None] | None = None
     unavailable: dict[str, str] | None = None

@@ -95,6 +95,12 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     started = time.perf_counter()
     check_training(cfg.train)
     dataset, defense, model = build_setting(cfg)
+    if defense.acts_per_example:
+        raise ConfigError(
+            f"defense={choices(cfg, GROUPS)['defense']} computes the gradients of a federated round "
+            "per example, which gradinv's training does not do: train with another defense "
+            "(Opacus' PrivacyEngine trains with DP-SGD) and attack with this one."
+        )
     spec = dataset.spec
     client = FederatedClient(model, defense, lr=cfg.train.lr)
     train_set, test_set, split = train_test_sets(dataset, cfg.train.test_fraction, cfg.seed)

@@ -99,11 +99,13 @@ def _cell(record: RunRecord) -> dict[str, Any]:
 
 
 def _run_values(record: RunRecord) -> dict[str, Any]:
-    """The run's metrics by their own names, then timing, knowledge and report scalars, prefixed."""
+    """The run's metrics by their own names, then timing, knowledge, privacy and report
+    scalars, prefixed."""
     values = _values(record.metrics or {})
     sections = {
         "timing": record.timing.to_dict() if record.timing else {},
         "knowledge": record.knowledge or {},
+        "privacy": record.privacy or {},
         "attack_report": record.attack_report or {},
     }
     for prefix, section in sections.items():

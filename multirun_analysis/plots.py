@@ -105,8 +105,16 @@ def _plot(part: pd.DataFrame, metric: str, x: str, keys: list[str], path: Path, 
                         linestyle="-" if numeric else "none", label=_label(lines, values, shown))
         if not numeric:
             ax.set_xticks(range(len(names)), names, fontsize=8)
+        elif _spans_decades(part[x]):
+            ax.set_xscale("log")
         _finish_panel(ax, title, xlabel or ("dropout p" if x == "dropout" else x), metric)
     _save(figure, axes, len(panels), path)
+
+
+def _spans_decades(values: pd.Series) -> bool:
+    """Whether positive values span two decades or more (epsilon, a learning rate): a log axis."""
+    finite = values.dropna()
+    return not finite.empty and finite.min() > 0 and finite.max() >= 100 * finite.min()
 
 
 def _titles(figure, frame: pd.DataFrame, keys: list[str], panels: list) -> list[str]:

@@ -44,6 +44,7 @@ def to_record(run: Any, tmp: Path) -> dict[str, Any]:
         "config": {"attack": {"optim": {"iterations": run.config.get("iterations")}}},
         "metrics": metrics,
         "timing": timing,
+        "privacy": run.config.get("privacy"),
         "per_image": _per_image(run, summary.get(WANDB_TABLE), tmp),
     }
 

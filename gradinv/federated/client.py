@@ -2,7 +2,8 @@
 
 FedSGD shares one gradient of the training loss over the batch; FedAvg (``local_steps`` set)
 takes local SGD steps (``gradinv.federated.local_update``) and shares ``theta_0 - theta_T``,
-drawing its dropout masks and PRECODE samples anew at every step.
+drawing its dropout masks and PRECODE samples anew at every step. A defense may compute each
+of those gradients itself (``Defense.client_gradients``: DP-SGD clips and noises every step).
 """
 
 from __future__ import annotations
@@ -17,17 +18,17 @@ from torch import nn
 from gradinv.data.victims import VictimBatch
 from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError
-from gradinv.federated.gradients import parameter_gradients, training_loss
+from gradinv.federated.gradients import step_gradients, training_loss
 from gradinv.federated.local_update import (
     LocalTraining,
     check_local_fields,
     local_batch_size,
     local_update,
+    steps_per_image,
     unstepped,
 )
 from gradinv.federated.update import PrivateRecord, SharedUpdate
 from gradinv.models.dropout import active_sites, mask_key
-from gradinv.models.stochastic import recording_randomness
 
 MODES = ("train", "eval")
 NORMALIZATIONS = ("batch", "running")
@@ -131,11 +132,12 @@ class FederatedClient(L.LightningModule):
         images = victim.images.to(self.device)
         labels = victim.labels.to(self.device)
         training = self.local_training(len(labels))
+        step = self.defense.client_gradients(len(labels), self.steps_per_image(len(labels)))
         if training is None:
-            with recording_randomness(self.model) as drawn:
-                gradients = parameter_gradients(self.model, images, labels)
+            params = dict(self.model.named_parameters())
+            gradients, drawn = (step or step_gradients)(self.model, params, images, labels, {})
         else:
-            gradients, drawn = local_update(self.model, images, labels, training)
+            gradients, drawn = local_update(self.model, images, labels, training, gradients=step)
         gradients = self.defense.protect({k: g.detach() for k, g in gradients.items()}, self.model)
         dropout = {mask_key(site) for site in active_sites(self.model)}
         masks = {k: m.detach() for k, m in drawn.items() if unstepped(k) in dropout}
@@ -153,6 +155,17 @@ class FederatedClient(L.LightningModule):
         )
         order = None if training is None else training.order
         return update, PrivateRecord(images, labels, masks, victim.indices, samples, order)
+
+    def steps_per_image(self, total: int) -> int:
+        """The most gradient steps of a round on ``total`` images that any one image enters:
+        1 under FedSGD, a FedAvg client's local steps over that image."""
+        if self.local_steps is None:
+            return 1
+        return steps_per_image(self.local_steps, local_batch_size(self.local_batch_size, total), total)
+
+    def privacy(self, total: int) -> dict[str, Any] | None:
+        """The defense's privacy accounting of one round on ``total`` images (None without one)."""
+        return self.defense.privacy(total, self.steps_per_image(total))
 
     def local_training(self, total: int) -> LocalTraining | None:
         """This round's FedAvg procedure for a batch of ``total`` images (None for FedSGD);

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +10,12 @@ from torch import nn
 from torch.func import functional_call
 
 from gradinv.models.auxiliary import auxiliary_losses
+from gradinv.models.stochastic import recording_randomness
+from gradinv.tensors import Tensors
+
+#: How a client computes the gradients of one step: from (model, parameters, images, labels,
+#: supplied randomness buffers) to the gradients by parameter name and the randomness drawn.
+StepGradients = Callable[[nn.Module, Tensors, torch.Tensor, torch.Tensor, Tensors], tuple[Tensors, Tensors]]
 
 
 def binary_targets(labels: torch.Tensor) -> torch.Tensor:
@@ -54,3 +60,21 @@ def parameter_gradients(
     loss = training_loss(model, logits, labels)
     grads = torch.autograd.grad(loss, [params[n] for n in wanted], create_graph=create_graph)
     return dict(zip(wanted, grads))
+
+
+def step_gradients(
+    model: nn.Module,
+    params: Tensors,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    buffers: Tensors | None = None,
+    create_graph: bool = False,
+) -> tuple[Tensors, Tensors]:
+    """The gradients of the training loss at ``params`` (the mean over the batch) and the
+    randomness the stochastic layers drew for it: one plain step of a client, or of an attacker
+    simulating it (``create_graph``)."""
+    with recording_randomness(model) as drawn:
+        logits = functional_call(model, {**params, **(buffers or {})}, (images,))
+        loss = training_loss(model, logits, labels)
+    grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
+    return dict(zip(params, grads)), drawn

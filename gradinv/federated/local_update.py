@@ -6,30 +6,27 @@ and shares the weight difference ``theta_0 - theta_T`` (the sum of the steps, so
 full-batch step is ``lr`` times FedSGD's gradient). The attacker runs the same function on its
 candidates with ``create_graph`` and the client's per-step randomness (learned, replayed or
 drawn), so that at the client's true inputs and draws it reproduces the shared update exactly.
+A defense that changes how the client computes each step (DP-SGD's clipped, noised gradients)
+hands the client its own step; the attacker, who cannot know the noise, simulates plain steps.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from gradinv.errors import ConfigError
-from gradinv.federated.gradients import training_loss
-from gradinv.models.stochastic import (
-    StochasticLayer,
-    randomness_key,
-    randomness_shapes,
-    recording_randomness,
-)
+from gradinv.federated.gradients import StepGradients, step_gradients
+from gradinv.models.stochastic import StochasticLayer, randomness_key, randomness_shapes
+from gradinv.tensors import Tensors
 
 if TYPE_CHECKING:
     from gradinv.federated.update import SharedUpdate
 
-Tensors = dict[str, torch.Tensor]
 STEP = "step{}."  # the prefix of a local step's randomness keys: 'step0.features.3.mask'
 
 
@@ -73,6 +70,12 @@ def local_batch_size(batch_size: int | None, total: int) -> int:
             "(or be null: the whole batch at every step)."
         )
     return size
+
+
+def steps_per_image(steps: int, batch_size: int, total: int) -> int:
+    """The most of ``steps`` local steps of ``batch_size`` images that any one image of a batch
+    of ``total`` enters: one per epoch begun."""
+    return -(-steps // (total // batch_size))
 
 
 def local_input_shape(update: SharedUpdate, sample_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -129,23 +132,23 @@ def local_update(
     names: list[str] | None = None,
     buffers: Tensors | None = None,
     create_graph: bool = False,
+    gradients: StepGradients | None = None,
 ) -> tuple[Tensors, Tensors]:
     """``theta_0 - theta_T`` for the named parameters, and the randomness drawn at each step.
 
     ``buffers`` supplies step-keyed randomness (``step_key``); layers given none draw their
-    own, which is recorded under the same keys.
+    own, which is recorded under the same keys. ``gradients`` computes each step (None: the
+    plain gradient of the mean loss, with ``create_graph``).
     """
+    if gradients is None:
+        gradients = partial(step_gradients, create_graph=create_graph)
     start = dict(model.named_parameters())
     params = dict(start)
     drawn: Tensors = {}
     for step in range(training.steps):
         rows = training.rows(step, len(labels))
-        given = step_buffers(buffers or {}, step)
-        with recording_randomness(model) as recorded:
-            logits = functional_call(model, {**params, **given}, (images[rows],))
-            loss = training_loss(model, logits, labels[rows])
-        grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
-        params = {k: p - training.lr * g for (k, p), g in zip(params.items(), grads)}
+        grads, recorded = gradients(model, params, images[rows], labels[rows], step_buffers(buffers or {}, step))
+        params = {k: p - training.lr * grads[k] for k, p in params.items()}
         drawn.update({step_key(step, k): v for k, v in recorded.items()})
     wanted = list(start) if names is None else names
     return {k: start[k] - params[k] for k in wanted}, drawn

@@ -83,7 +83,7 @@ def test_every_model_steps_where_it_lives(model_name):
 @pytest.mark.parametrize(
     ("attack", "defense", "client"),
     [("ig", "none", "fedsgd"), ("wiig", "none", "fedsgd"), ("ig_precode", "precode", "fedsgd"),
-     ("ig", "precode", "fedsgd"), ("dia", "none", "fedavg"), ("ig", "prune", "fedsgd")],
+     ("ig", "precode", "fedsgd"), ("dia", "none", "fedavg"), ("ig", "prune", "fedsgd"), ("dia", "dpsgd", "fedavg")],
 )
 def test_every_attack_defense_and_client_steps_where_it_lives(attack, defense, client):
     engine = meta_engine("mlp", attack, defense, client)

@@ -15,6 +15,7 @@ from gradinv.attacks.base import AttackRuntime, ServerView
 from gradinv.data.datasets import CIFAR10
 from gradinv.data.victims import VictimBatch
 from gradinv.defenses.base import NoDefense
+from gradinv.defenses.dpsgd import DPSGD
 from gradinv.defenses.precode import Precode
 from gradinv.device import full_float32
 from gradinv.federated.client import FederatedClient
@@ -35,6 +36,7 @@ CELLS = [
     ["attack=ig"], ["attack=wiig", "model.dropout=0.25"], ["attack=dlg", "threat.labels=false"],
     ["attack=ig_precode", "defense=precode"], ["attack=ig", "defense=ppp"], ["attack=ig", "defense=noise"],
     ["attack=ig", "defense=prune"], ["attack=ig", "defense=quantize"],
+    ["attack=dia", "defense=dpsgd", "client=fedavg", "model.dropout=0.25", "dataset.batch_size=2"],
     ["attack=dia", "client=fedavg", "model.dropout=0.25"], ["attack=ig", "threat.labels=false", "dataset.batch_size=4"],
     ["attack=rgap", "model=cnn6"], ["attack=rgap", "model=fcn3", "model.dropout=0.25", "threat=masks"],
 ]
@@ -150,6 +152,21 @@ def test_a_seed_draws_the_same_client_round_on_a_cpu_and_a_gpu():
         assert torch.equal(cpu.samples[key], gpu.samples[key].cpu())
     for key in cpu.gradients:
         torch.testing.assert_close(gpu.gradients[key].cpu(), cpu.gradients[key], rtol=1e-4, atol=1e-6)
+
+
+def test_a_seed_draws_the_same_dpsgd_round_on_a_cpu_and_a_gpu():
+    """DP-SGD's noise (std 0.5 per entry here, far above the gradients) comes from the CPU
+    generator: the two devices share one update, up to the per-example gradients' rounding."""
+    shared = {}
+    for device in ("cpu", "cuda"):
+        cfg = option("model", "mlp")
+        cfg.dropout, cfg.depth = 0.25, 1
+        client = FederatedClient(build_model(cfg, CIFAR10.spec, seed=0), DPSGD(noise_multiplier=0.5)).to(device)
+        torch.manual_seed(5)
+        victim = VictimBatch(torch.rand(3, *CIFAR10.spec.shape), torch.tensor([1, 2, 2]), (0, 1, 2))
+        shared[device] = client.share(victim)[0]
+    for key, gradient in shared["cpu"].gradients.items():
+        torch.testing.assert_close(shared["cuda"].gradients[key].cpu(), gradient, rtol=1e-4, atol=1e-6)
 
 
 def test_the_counter_stream_is_the_same_on_a_cpu_and_a_gpu():

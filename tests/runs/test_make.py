@@ -3,6 +3,7 @@ README states each QUICK target's cell count; a paper table's QUICK twin runs en
 
 from __future__ import annotations
 
+import csv
 import importlib
 import itertools
 import re
@@ -162,3 +163,26 @@ def test_make_table_dia_quick_twin_runs_end_to_end(tmp_path: Path) -> None:
     assert rows[5].startswith("| mnist | mlp | none | ig | ")
     assert (sweep / "analysis" / "plot_psnr.png").is_file()
     assert (sweep / "analysis" / "gallery_mnist.png").is_file()
+
+
+@pytest.mark.slow
+@NEEDS_MAKE
+def test_make_table_dp_quick_twin_runs_end_to_end(tmp_path: Path) -> None:
+    """`make table-dp QUICK=1` narrowed to two CPU-second cells: IG on the MLP at epsilon 10 and
+    without noise (epsilon infinite), analysed by epsilon with each run's privacy."""
+    sweep = tmp_path / "sweep"
+    command = [
+        "make", "-s", "-o", ".venv/.installed", f"PYTHON={sys.executable}", "table-dp", "QUICK=1",
+        "DP_MODELS=mlp", "DP_ATTACKS=ig", "DP_EPSILONS=10", "DP_BATCHES=2", "DP_ITERS=3",
+        f"SWEEP={sweep}", "ARGS=logger=none model.width=32",
+    ]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 of 2 runs ok, 0 left out" in done.stdout
+    rows = (sweep / "analysis" / "table_psnr.md").read_text().splitlines()
+    assert rows[2] == "| dataset | model | defense | attack | defense.epsilon | dataset.batch_size | p=0.25 |"
+    assert [row.split(" | ")[4] for row in rows[4:]] == ["–", "10"]
+    with (sweep / "analysis" / "runs.csv").open() as table:
+        epsilons = sorted(row["privacy_epsilon"] for row in csv.DictReader(table))
+    assert epsilons[0] == "" and 9.99 <= float(epsilons[1]) <= 10  # no noise: no finite epsilon
+    assert (sweep / "analysis" / "plot_psnr_by_defense_epsilon.png").is_file()

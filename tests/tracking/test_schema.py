@@ -32,7 +32,7 @@ def test_run_record_round_trips_through_json(tmp_path) -> None:
     row = ImageScore(victim=0, index=7, label=3, predicted_label=5, mse=0.1, psnr=10.0, ssim=0.5, lpips=None)
     record = RunRecord(
         status="ok", choices={"attack": "ig"}, config={"seed": 0}, knowledge={"labels_known": True},
-        attack_report={}, metrics={"psnr": 10.0, "gradient_cosine_distance": 0.2}, unavailable={},
+        privacy={"epsilon": 1.0, "delta": 1e-5}, attack_report={}, metrics={"psnr": 10.0, "gradient_cosine_distance": 0.2}, unavailable={},
         per_image=[row], timing=Timing(2.0, 1.0, 5, 5, 0.2),
         curve=[CurvePoint(fit=0, step=5, loss=0.3, psnr=9.0)], picture="reconstruction.png", device="cpu",
     )
