@@ -18,7 +18,7 @@ from gradinv.attacks.base import ServerView
 from gradinv.attacks.gradient_inversion import GradientInversion, Problem, Variables
 from gradinv.attacks.variables import DropoutMask
 from gradinv.errors import ConfigError
-from gradinv.federated.local_update import round_randomness
+from gradinv.federated.randomness import round_randomness
 from gradinv.models.dropout import active_sites
 
 

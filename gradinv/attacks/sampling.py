@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from gradinv.errors import ConfigError
-from gradinv.federated.local_update import round_randomness
+from gradinv.federated.randomness import round_randomness
 from gradinv.federated.update import SharedUpdate
 from gradinv.models.stochastic import stochastic_layers
 from gradinv.tensors import Tensors

@@ -19,15 +19,9 @@ from gradinv.data.victims import VictimBatch
 from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import step_gradients, training_loss
-from gradinv.federated.local_update import (
-    LocalTraining,
-    check_local_fields,
-    local_batch_size,
-    local_update,
-    steps_per_image,
-    unstepped,
-)
-from gradinv.federated.update import PrivateRecord, SharedUpdate
+from gradinv.federated.local_update import local_update
+from gradinv.federated.randomness import unstepped
+from gradinv.federated.update import LocalTraining, PrivateRecord, SharedUpdate
 from gradinv.models.dropout import active_sites, mask_key
 
 MODES = ("train", "eval")
@@ -178,3 +172,30 @@ class FederatedClient(L.LightningModule):
             epochs = -(-self.local_steps * size // total)
             order = tuple(tuple(torch.randperm(total).tolist()) for _ in range(epochs))
         return LocalTraining(self.local_steps, self.local_lr, size, order)
+
+
+def check_local_fields(steps: int, lr: float, batch_size: int | None) -> None:
+    """Stop early on local-training fields that cannot work, whatever the batch."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"client.local_steps must be a positive integer, got {steps}.")
+    if not lr > 0:
+        raise ConfigError(f"client.local_lr must be positive, got {lr}.")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ConfigError(f"client.local_batch_size must be a positive integer or null, got {batch_size}.")
+
+
+def local_batch_size(batch_size: int | None, total: int) -> int:
+    """The local batch size for a victim batch of ``total`` images, which it must divide."""
+    size = total if batch_size is None else batch_size
+    if total % size:
+        raise ConfigError(
+            f"client.local_batch_size={batch_size} must divide dataset.batch_size={total} "
+            "(or be null: the whole batch at every step)."
+        )
+    return size
+
+
+def steps_per_image(steps: int, batch_size: int, total: int) -> int:
+    """The most of ``steps`` local steps of ``batch_size`` images that any one image of a batch
+    of ``total`` enters: one per epoch begun."""
+    return -(-steps // (total // batch_size))

@@ -6,7 +6,26 @@ from dataclasses import dataclass, field
 
 import torch
 
-from gradinv.federated.local_update import LocalTraining
+
+@dataclass(frozen=True)
+class LocalTraining:
+    """The client's local procedure as the server knows it: steps, step size, batches, order.
+
+    ``order`` lists, per epoch, the permutation of the batch the client walked through (None:
+    the images' own order in every epoch).
+    """
+
+    steps: int
+    lr: float
+    batch_size: int
+    order: tuple[tuple[int, ...], ...] | None = None
+
+    def rows(self, step: int, total: int) -> list[int]:
+        """The rows of the private batch that local step ``step`` trains on."""
+        per_epoch = total // self.batch_size
+        epoch, start = divmod(step, per_epoch)
+        order = list(range(total)) if self.order is None else list(self.order[epoch])
+        return order[start * self.batch_size : (start + 1) * self.batch_size]
 
 
 @dataclass(frozen=True)
