@@ -40,7 +40,6 @@ from gradinv.defenses.base import NoDefense
 from gradinv.device import describe, run_device
 from gradinv.dispatch_census import DispatchCensus
 from gradinv.errors import ConfigError, instantiate
-from gradinv.federated.client import FederatedClient
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.models.build import build_model
 from gradinv.models.dropout import active_sites, mask_key
@@ -69,7 +68,7 @@ def _setting(cfg: DictConfig, device: torch.device):
     """Server view and shared updates of the config's victims, as a run would make them."""
     data = instantiate(cfg.dataset)
     net = build_model(cfg.model, data.spec, seed=0)
-    client = FederatedClient(net, NoDefense(), **cfg.client).to(device)
+    client = instantiate(cfg.client, model=net, defense=NoDefense()).to(device)
     server = ServerView.of(net, data.spec, client.batch_statistics)
     updates = [client.share(victim)[0] for victim in data.victims(seed=0)]
     return server, updates

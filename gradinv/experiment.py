@@ -21,7 +21,6 @@ from gradinv.defenses.base import Defense
 from gradinv.device import run_device
 from gradinv.errors import ConfigError, instantiate
 from gradinv.evaluation import Scores, evaluate
-from gradinv.federated.client import FederatedClient
 from gradinv.metrics.lpips import fetch_weights
 from gradinv.metrics.monitor import ConvergenceMonitor
 from gradinv.models.build import build_model
@@ -33,7 +32,7 @@ from gradinv.tracking.progress import AttackProgressBar
 from gradinv.tracking.results import ResultsFile, finished, recording
 from gradinv.tracking.wandb_logger import finish_run
 from gradinv.tracking.wandb_tables import log_per_image_table
-from gradinv.typecheck import check_fields, unused_fields
+from gradinv.typecheck import check_fields, matches, unused_fields
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def choices(cfg: DictConfig, groups: tuple[str, ...] = GROUPS) -> dict[str, Any]
 
 def _number(value: Any, kind: type) -> Any:
     """``value`` as ``kind`` when it is a number; as given otherwise (the checks then name it)."""
-    return kind(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    return kind(value) if matches(value, float) else value
 
 
 def run_dir() -> Path:
@@ -133,7 +132,7 @@ def build_setting(cfg: DictConfig) -> tuple[ImageDataset, Defense, nn.Module]:
     check_top_level(cfg, HydraConfig.get().job.config_name)
     check_seed(cfg.seed)
     check_trainer(cfg.trainer, attacks="attack" in cfg)
-    for group in ("dataset", "model", "defense", "attack"):
+    for group in ("dataset", "model", "client", "defense", "attack"):
         if group in cfg:
             check_fields(group, cfg[group], handled=MODEL_FIELDS if group == "model" else ())
     L.seed_everything(cfg.seed, verbose=False)
@@ -157,7 +156,7 @@ PRECISIONS = ("32-true", "32", 32)
 def check_seed(seed: Any) -> None:
     """The seed is an integer numpy accepts."""
     low, high = SEEDS
-    if isinstance(seed, bool) or not isinstance(seed, int) or not low <= seed <= high:
+    if not (matches(seed, int) and low <= seed <= high):
         raise ConfigError(f"seed must be an integer in [{low}, {high}], got {seed!r}.")
 
 
@@ -188,7 +187,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     victims = dataset.victims(cfg.seed)
     device = run_device(cfg.trainer.accelerator)
 
-    client = FederatedClient(model, defense, **cfg.client).to(device)
+    client = instantiate(cfg.client, model=model, defense=defense).to(device)
     if attack.needs_exact_update and client.local_steps is not None:
         raise ConfigError(
             f"attack={choices(cfg)['attack']} inverts one exact gradient, not FedAvg's local steps: "

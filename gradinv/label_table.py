@@ -18,7 +18,6 @@ from gradinv.attacks.labels import LABEL_INFERENCE, infer_labels
 from gradinv.cli import CONFIG_DIR
 from gradinv.defenses.base import NoDefense
 from gradinv.errors import ConfigError, instantiate
-from gradinv.federated.client import FederatedClient
 from gradinv.metrics.labels import label_multiset_accuracy
 from gradinv.models.build import build_model
 
@@ -34,7 +33,7 @@ def accuracies(
         ])
     data = instantiate(cfg.dataset)
     net = build_model(cfg.model, data.spec, seed)
-    client = FederatedClient(net, NoDefense(), **cfg.client)
+    client = instantiate(cfg.client, model=net, defense=NoDefense())
     server = ServerView.of(net, data.spec, client.batch_statistics)
     shared = [client.share(victim) for victim in data.victims(seed)]
     scores: dict[str, float | None] = {}

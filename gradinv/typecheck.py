@@ -130,6 +130,12 @@ def matches(value: Any, hint: Any) -> bool:
     return True  # a type the config cannot express (a module, a callable): not checked here
 
 
+def positive_int(value: Any) -> bool:
+    """Whether ``value`` is an integer of at least 1: the range check a hint ``int`` cannot
+    express (counts, steps, sizes), in one place for every field that needs it."""
+    return matches(value, int) and value >= 1
+
+
 def describe(hint: Any) -> str:
     """``hint`` in words, e.g. 'an integer', 'a number or null', 'a list of numbers'."""
     origin = typing.get_origin(hint)

@@ -25,6 +25,7 @@ from gradinv.federated.client import FederatedClient
 from gradinv.schema import OK, TrainingRecord
 from gradinv.tracking.console import set_verbosity
 from gradinv.tracking.results import ResultsFile, recording
+from gradinv.typecheck import matches, positive_int
 
 log = logging.getLogger(__name__)
 GROUPS = ("dataset", "model", "defense")
@@ -81,13 +82,13 @@ def check_training(fields: Any) -> None:
     """The ``train`` block: positive integers for epochs and batch size, a positive step size."""
     for key in ("epochs", "batch_size"):
         value = fields.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not positive_int(value):
             raise ConfigError(f"train.{key} must be a positive integer, got {value!r}.")
     lr = fields.get("lr")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+    if not (matches(lr, float) and lr > 0):
         raise ConfigError(f"train.lr must be a positive number, got {lr!r}.")
     workers = fields.get("num_workers", 0)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+    if not (matches(workers, int) and workers >= 0):
         raise ConfigError(f"train.num_workers must be a non-negative integer, got {workers!r}.")
 
 

@@ -35,6 +35,7 @@ from gradinv.attacks.variables import Variable
 from gradinv.errors import ConfigError
 from gradinv.federated.update import SharedUpdate
 from gradinv.tensors import Tensors
+from gradinv.typecheck import positive_int
 
 Variables = dict[str, Variable]
 INITS = ("randn", "rand", "zeros")
@@ -84,17 +85,17 @@ class GradientInversion(Attack):
             raise ConfigError(
                 f"attack.optim must have _target_ gradinv.attacks.optimization.Optimization, got {optim!r}."
             )
-        if not _positive_int(restarts):
+        if not positive_int(restarts):
             raise ConfigError(f"attack.restarts must be a positive integer, got {restarts}.")
         if objective not in OBJECTIVES:
             raise ConfigError(f"attack.objective must be one of {sorted(OBJECTIVES)}, got '{objective}'.")
         if init not in INITS:
             raise ConfigError(f"attack.init must be 'randn', 'rand' or 'zeros', got '{init}'.")
-        if per_call is not None and not _positive_int(per_call):
+        if per_call is not None and not positive_int(per_call):
             raise ConfigError(f"attack.per_call must be a positive integer or null (automatic), got {per_call}.")
         if not (cuda_graph == "auto" or isinstance(cuda_graph, bool)):
             raise ConfigError(f"attack.cuda_graph must be auto, true or false, got {cuda_graph!r}.")
-        if not _positive_int(sync_every):
+        if not positive_int(sync_every):
             raise ConfigError(f"attack.sync_every must be a positive integer, got {sync_every}.")
         regularizers = regularizers or {}
         for name, regularizer in regularizers.items():
@@ -222,7 +223,3 @@ class GradientInversion(Attack):
 def _problem_seed(seed: int, victim: int, restart: int) -> int:
     """A seed per problem, so that vectorized and one-by-one runs start from the same point."""
     return (seed * 1_000_003 + victim * 10_007 + restart) % (2**63 - 1)
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

@@ -14,6 +14,7 @@ from typing import Sequence
 import torch
 
 from gradinv.errors import ConfigError
+from gradinv.typecheck import positive_int
 
 SCHEDULES = ("multistep", "plateau", "constant")
 OPTIMIZERS = ("adam", "lbfgs")
@@ -58,7 +59,7 @@ class Optimization:
             raise ConfigError(
                 "attack.optim.signed must be false with attack.optim.optimizer=lbfgs (L-BFGS needs the true gradient)."
             )
-        if not _positive_int(self.iterations):
+        if not positive_int(self.iterations):
             raise ConfigError(f"attack.optim.iterations must be a positive integer, got {self.iterations}.")
         if not self.lr > 0:
             raise ConfigError(f"attack.optim.lr must be positive, got {self.lr}.")
@@ -73,11 +74,11 @@ class Optimization:
             )
         if not 0 < self.decay_factor < 1:
             raise ConfigError(f"attack.optim.decay_factor must lie in (0, 1), got {self.decay_factor}.")
-        if not _positive_int(self.plateau_patience) and self.plateau_patience != 0:
+        if not positive_int(self.plateau_patience) and self.plateau_patience != 0:
             raise ConfigError(
                 f"attack.optim.plateau_patience must be a non-negative integer, got {self.plateau_patience}."
             )
-        if self.stop_patience is not None and not _positive_int(self.stop_patience):
+        if self.stop_patience is not None and not positive_int(self.stop_patience):
             raise ConfigError(
                 f"attack.optim.stop_patience must be a positive integer or null, got {self.stop_patience}."
             )
@@ -98,7 +99,3 @@ class Optimization:
                 threshold=PLATEAU_THRESHOLD, eps=PLATEAU_EPS,
             )
         return None
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

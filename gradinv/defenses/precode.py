@@ -24,6 +24,7 @@ from gradinv.errors import ConfigError
 from gradinv.models.auxiliary import AuxiliaryLoss
 from gradinv.models.stochastic import StochasticLayer
 from gradinv.models.tracing import first_inputs
+from gradinv.typecheck import positive_int
 
 BOTTLENECK = "bottleneck"
 
@@ -81,7 +82,7 @@ class Precode(Defense):
     """Insert a variational bottleneck before the classifier ``head`` of the model."""
 
     def __init__(self, latent: int = 256, beta: float = 1e-3) -> None:
-        if not isinstance(latent, int) or latent < 1:
+        if not positive_int(latent):
             raise ConfigError(f"defense.latent must be a positive integer, got {latent}.")
         if beta < 0:
             raise ConfigError(f"defense.beta must be non-negative, got {beta}.")

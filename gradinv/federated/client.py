@@ -23,6 +23,7 @@ from gradinv.federated.local_update import local_update
 from gradinv.federated.randomness import unstepped
 from gradinv.federated.update import LocalTraining, PrivateRecord, SharedUpdate
 from gradinv.models.dropout import active_sites, mask_key
+from gradinv.typecheck import positive_int
 
 MODES = ("train", "eval")
 NORMALIZATIONS = ("batch", "running")
@@ -176,11 +177,11 @@ class FederatedClient(L.LightningModule):
 
 def check_local_fields(steps: int, lr: float, batch_size: int | None) -> None:
     """Stop early on local-training fields that cannot work, whatever the batch."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if not positive_int(steps):
         raise ConfigError(f"client.local_steps must be a positive integer, got {steps}.")
     if not lr > 0:
         raise ConfigError(f"client.local_lr must be positive, got {lr}.")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+    if batch_size is not None and not positive_int(batch_size):
         raise ConfigError(f"client.local_batch_size must be a positive integer or null, got {batch_size}.")
 
 

@@ -16,6 +16,7 @@ from torch import nn
 from gradinv.models.random_stream import uniforms
 from gradinv.errors import ConfigError
 from gradinv.models.stochastic import StochasticLayer
+from gradinv.typecheck import matches
 
 
 class MaskedDropout(StochasticLayer):
@@ -54,7 +55,7 @@ class MaskedDropout(StochasticLayer):
 
 def check_rate(p: float) -> float:
     """Dropout rates lie in [0, 1); anything else stops the run with the field's name."""
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+    if not (matches(p, float) and 0 <= p < 1):
         raise ConfigError(f"model.dropout must be a number in [0, 1), got {p}.")
     return float(p)
 

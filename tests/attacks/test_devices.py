@@ -25,7 +25,6 @@ from gradinv.data.datasets import CIFAR10
 from gradinv.data.victims import VictimBatch
 from gradinv.dispatch_census import DispatchCensus
 from gradinv.errors import instantiate
-from gradinv.federated.client import FederatedClient
 from gradinv.models.build import build_model
 from tests.attacks.helpers import (
     MNIST_LIKE, attack_images, engine_for, make_attack, mlp, shared_updates,
@@ -55,10 +54,8 @@ def meta_engine(model_name: str, attack: str = "dia", defense: str = "none", cli
         cfg.depth = min(cfg.depth, 1)
     protect = instantiate(option("defense", defense))
     model = build_model(cfg, CIFAR10.spec, seed=0, prepare=protect.prepare_model)
-    client_fields = dict(option("client", client))
-    if attack == "wiig":
-        client_fields["share_masks"] = True
-    client = FederatedClient(model, protect, **client_fields).to("meta")
+    granted = {"share_masks": True} if attack == "wiig" else {}
+    client = instantiate(option("client", client), model=model, defense=protect, **granted).to("meta")
     spec = CIFAR10.spec
     victims = [VictimBatch(torch.randn(2, *spec.shape), torch.randint(0, 10, (2,)), (0, 1)) for _ in range(2)]
     updates = [client.share(v)[0] for v in victims]

@@ -40,6 +40,7 @@ from tests.helpers import REPO_ROOT, compose_config, run_config
         (["+attak=dia"], "the config has no group or field 'attak' (attack, client, dataset, defense, experiment, logger, metrics, model, resume, seed, threat, trainer, verbose); did you mean attack?"),
         (["+model.dropuot=0.1"], "model has no field 'dropuot' (checkpoint, depth, dropout, width); did you mean model.dropout?"),
         (["dataset.batch_size=2.0"], "dataset.batch_size must be an integer, got 2.0."),
+        (["client=fedavg", "client.local_lr=abc"], "client.local_lr must be a number, got 'abc'."),
         (["attack.regularizers.total_variation.weight=abc"], "attack.regularizers.total_variation.weight must be a number, got 'abc'."),
         (["attack.optim.decay_at=[0.5,x]"], "attack.optim.decay_at must be a list of numbers, got [0.5, 'x']."),
         (["attack.optim.decay_at=[2.0]"], "attack.optim.decay_at must list fractions of the iterations in (0, 1)"),

@@ -15,7 +15,6 @@ from PIL import Image
 from gradinv.config_names import groups
 from gradinv.errors import ConfigError, instantiate
 from gradinv.experiment import build_setting
-from gradinv.federated.client import FederatedClient
 from gradinv.typecheck import unused_fields
 from tests.helpers import CONF, REPO_ROOT, composed
 
@@ -50,7 +49,7 @@ def test_every_option_composes_and_builds_a_run(group, option, tmp_path):
     HydraConfig.instance().set_config(cfg)
     _, defense, model = build_setting(cfg)  # checks every field's type and that the model fits
     attack = instantiate(cfg.attack)
-    client = FederatedClient(model, defense, **cfg.client)
+    client = instantiate(cfg.client, model=model, defense=defense)
     assert attack.knowledge()["labels_known"] is client.share_labels
     assert isinstance(instantiate(cfg.trainer, logger=False, max_epochs=1), L.Trainer)
     if cfg.get("logger"):
