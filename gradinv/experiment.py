@@ -10,17 +10,18 @@ from typing import Any
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from torch import nn
 
-from gradinv.attacks.base import AttackRuntime, ServerView
+from gradinv.attacks.base import Attack, AttackRuntime, ServerView
 from gradinv.config_names import check_top_level
 from gradinv.data.datasets import ImageDataset
 from gradinv.defenses.base import Defense
 from gradinv.device import run_device
 from gradinv.errors import ConfigError, instantiate
 from gradinv.evaluation import Scores, evaluate
+from gradinv.federated.client import FederatedClient
 from gradinv.metrics.lpips import fetch_weights
 from gradinv.metrics.monitor import ConvergenceMonitor
 from gradinv.models.build import build_model
@@ -29,10 +30,11 @@ from gradinv.schema import WANDB_METRICS_PREFIX, WANDB_TIMING_PREFIX
 from gradinv.tracking.console import set_verbosity
 from gradinv.tracking.images import reconstruction_grid, save_reconstruction
 from gradinv.tracking.progress import AttackProgressBar
-from gradinv.tracking.results import ResultsFile, finished, recording
+from gradinv.tracking.results import ResultsFile, recording
+from gradinv.tracking.resume import drop_unused_attack_fields, resumed
 from gradinv.tracking.wandb_logger import finish_run
 from gradinv.tracking.wandb_tables import log_per_image_table
-from gradinv.typecheck import check_fields, matches, unused_fields
+from gradinv.typecheck import check_fields, matches
 
 log = logging.getLogger(__name__)
 
@@ -59,71 +61,20 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """Execute the run and return its results.json content; the file says 'running' until it
     ends 'ok' or 'failed'.
 
-    With ``resume=true`` a run whose folder already holds an ok results.json of the same
-    configuration is not run again: its stored outcome is returned and the file is left
-    untouched. An ok result of another configuration is never overwritten: the run stops
-    with a ConfigError that names the first differing field. Without ``resume=true`` a folder
-    holding an ok result is kept too (``recording`` refuses it).
+    With ``resume=true`` a finished run of the same configuration in the run's folder is
+    returned as it is (``gradinv.tracking.resume``); without it, a folder holding a finished
+    run is refused (``recording``).
     """
     set_verbosity(bool(cfg.get("verbose", False)))
-    drop_unused_attack_fields(cfg)
+    cell = choices(cfg)
+    drop_unused_attack_fields(cfg, cell["attack"])
     config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.get("resume"):
-        stored = finished(run_dir())
+        stored = resumed(run_dir(), config)
         if stored is not None:
-            difference = first_difference(comparable(stored.get("config")), comparable(config))
-            if difference is None:
-                log.info("resume: %s already finished; skipped.", run_dir())
-                return stored
-            raise ConfigError(
-                f"resume=true found a finished run of another configuration in {run_dir()} "
-                f"({difference}); point hydra.sweep.dir (or hydra.run.dir) at a new folder."
-            )
-    start = RunRecord(choices=choices(cfg), config=config)
-    with recording(run_dir(), start, resumable=True) as results:
-        return _execute(cfg, results)
-
-
-def drop_unused_attack_fields(cfg: DictConfig) -> None:
-    """Remove the attack fields its class does not take (a closed-form attack's placeholders
-    for the optimization fields a sweep sets for the other attacks), logging those that were set."""
-    unused = unused_fields(cfg.attack)
-    ignored = [f"{path}={value}" for key in unused for path, value in _set_leaves(f"attack.{key}", cfg.attack[key])]
-    if ignored:
-        log.info(
-            "attack=%s does not use %s (set for the other attacks of a sweep): ignored.",
-            choices(cfg)["attack"], ", ".join(ignored),
-        )
-    with open_dict(cfg):
-        for key in unused:
-            del cfg.attack[key]
-
-
-def _set_leaves(path: str, value: Any) -> list[tuple[str, Any]]:
-    """The fields under ``path`` that hold a value (not null), nested blocks walked."""
-    if isinstance(value, DictConfig):
-        return [leaf for key in value for leaf in _set_leaves(f"{path}.{key}", value[key])]
-    return [] if value is None else [(path, value)]
-
-
-def comparable(config: Any) -> Any:
-    """A resolved config without the fields that do not change a cell's result."""
-    if not isinstance(config, dict):
-        return config
-    return {k: v for k, v in config.items() if k not in ("resume", "logger", "trainer")}
-
-
-def first_difference(stored: Any, requested: Any, path: str = "") -> str | None:
-    """The first field where two configs differ, as 'field: stored -> requested', else None."""
-    if isinstance(stored, dict) and isinstance(requested, dict):
-        for key in sorted(set(stored) | set(requested), key=str):
-            found = first_difference(stored.get(key), requested.get(key), f"{path}{key}.")
-            if found is not None:
-                return found
-        return None
-    if stored != requested:
-        return f"{path.rstrip('.')}: {stored!r} -> {requested!r}"
-    return None
+            return stored
+    with recording(run_dir(), RunRecord(choices=cell, config=config), resumable=True) as results:
+        return _execute(cfg, cell, results)
 
 
 def build_setting(cfg: DictConfig) -> tuple[ImageDataset, Defense, nn.Module]:
@@ -174,32 +125,39 @@ def check_trainer(trainer: DictConfig, attacks: bool) -> None:
         )
 
 
-def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
+def check_compatible(cell: dict[str, Any], attack: Attack, defense: Defense, client: FederatedClient) -> None:
+    """Stop on an attack that cannot invert what this defense and client share: a closed-form
+    attack (``needs_exact_update``) inverts one exact gradient, neither a perturbed update nor
+    FedAvg's local steps."""
+    if attack.needs_exact_update and defense.perturbs_update:
+        raise ConfigError(
+            f"defense={cell['defense']} perturbs the update, which attack={cell['attack']} "
+            "cannot invert: use defense=none or an optimization attack."
+        )
+    if attack.needs_exact_update and client.local_steps is not None:
+        raise ConfigError(
+            f"attack={cell['attack']} inverts one exact gradient, not FedAvg's local steps: "
+            "use client=fedsgd or an optimization attack."
+        )
+
+
+def _execute(cfg: DictConfig, cell: dict[str, Any], results: ResultsFile) -> dict[str, Any]:
     started = time.perf_counter()
     dataset, defense, model = build_setting(cfg)
     spec = dataset.spec
     attack = instantiate(cfg.attack)
-    if attack.needs_exact_update and defense.perturbs_update:
-        raise ConfigError(
-            f"defense={choices(cfg)['defense']} perturbs the update, which attack={choices(cfg)['attack']} "
-            "cannot invert: use defense=none or an optimization attack."
-        )
+    client = instantiate(cfg.client, model=model, defense=defense)
+    check_compatible(cell, attack, defense, client)
     victims = dataset.victims(cfg.seed)
     device = run_device(cfg.trainer.accelerator)
-
-    client = instantiate(cfg.client, model=model, defense=defense).to(device)
-    if attack.needs_exact_update and client.local_steps is not None:
-        raise ConfigError(
-            f"attack={choices(cfg)['attack']} inverts one exact gradient, not FedAvg's local steps: "
-            "use client=fedsgd or an optimization attack."
-        )
+    client = client.to(device)
     server = ServerView.of(model, spec, client.batch_statistics, defense.skippable_parameters(model))
     updates, records = zip(*(client.share(victim) for victim in victims))
     privacy = client.privacy(updates[0].batch_size)
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     if logger is not None:
-        settings = {**choices(cfg), "iterations": budget(cfg)}
+        settings = {**cell, "iterations": budget(cfg)}
         logger.log_hyperparams(settings if privacy is None else {**settings, "privacy": privacy})
 
     def make_trainer(callbacks: list[L.Callback]) -> L.Trainer:
@@ -220,7 +178,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     scores = evaluate(records, reconstructions, spec, attack.gradient_metric)
     save_reconstruction(
         scores.originals, scores.reconstructions, run_dir() / PICTURE_FILE,
-        scores.per_image, title=cell_title(choices(cfg)), labels_known=client.share_labels,
+        scores.per_image, title=cell_title(cell), labels_known=client.share_labels,
     )
     steps = sum(rec.iterations for rec in reconstructions)
     timing = Timing(

@@ -73,9 +73,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Run the training and return its results.json content; the file says 'running' until it
     ends 'ok' or 'failed'."""
     set_verbosity(bool(cfg.get("verbose", False)))
+    cell = choices(cfg, GROUPS)
     config = OmegaConf.to_container(cfg, resolve=True)
-    with recording(run_dir(), TrainingRecord(choices=choices(cfg, GROUPS), config=config)) as results:
-        return _execute(cfg, results)
+    with recording(run_dir(), TrainingRecord(choices=cell, config=config)) as results:
+        return _execute(cfg, cell, results)
 
 
 def check_training(fields: Any) -> None:
@@ -92,13 +93,13 @@ def check_training(fields: Any) -> None:
         raise ConfigError(f"train.num_workers must be a non-negative integer, got {workers!r}.")
 
 
-def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
+def _execute(cfg: DictConfig, cell: dict[str, Any], results: ResultsFile) -> dict[str, Any]:
     started = time.perf_counter()
     check_training(cfg.train)
     dataset, defense, model = build_setting(cfg)
     if defense.acts_per_example:
         raise ConfigError(
-            f"defense={choices(cfg, GROUPS)['defense']} computes the gradients of a federated round "
+            f"defense={cell['defense']} computes the gradients of a federated round "
             "per example, which gradinv's training does not do: train with another defense "
             "(Opacus' PrivacyEngine trains with DP-SGD) and attack with this one."
         )
@@ -114,7 +115,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     if logger is not None:
-        logger.log_hyperparams({**choices(cfg, GROUPS), **cfg.train})
+        logger.log_hyperparams({**cell, **cfg.train})
     trainer = instantiate(
         cfg.trainer, logger=logger or False, max_epochs=cfg.train.epochs, callbacks=[]
     )
