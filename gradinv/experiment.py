@@ -26,7 +26,7 @@ from gradinv.metrics.lpips import fetch_weights
 from gradinv.metrics.monitor import ConvergenceMonitor
 from gradinv.models.build import build_model
 from gradinv.schema import GROUPS, OK, PICTURE_FILE, RunRecord, Timing
-from gradinv.schema import WANDB_METRICS_PREFIX, WANDB_TIMING_PREFIX
+from gradinv.schema import WANDB_METRICS_PREFIX, WANDB_PICTURE, WANDB_TIMING_PREFIX
 from gradinv.tracking.console import set_verbosity
 from gradinv.tracking.images import reconstruction_grid, save_reconstruction
 from gradinv.tracking.progress import AttackProgressBar
@@ -266,7 +266,7 @@ def _log_final(logger, scores: Scores, timing: Timing) -> None:
     logger.log_metrics(final)
     if hasattr(logger, "log_image"):
         grid = reconstruction_grid(scores.originals, scores.reconstructions)
-        logger.log_image("reconstruction", [grid], caption=["originals (top) vs reconstructions"])
+        logger.log_image(WANDB_PICTURE, [grid], caption=["originals (top) vs reconstructions"])
     logger.finalize("success")
     if isinstance(logger, WandbLogger):
         log_per_image_table(logger, scores)

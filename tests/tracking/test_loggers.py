@@ -1,15 +1,20 @@
-"""Loggers: W&B offline runs with their per-image table, sweep jobs grouped by their sweep
-folder, and every optimizer step's loss."""
+"""Loggers: W&B offline runs with their per-image table and the keys the W&B report reads, sweep
+jobs grouped by their sweep folder, and every optimizer step's loss."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import wandb
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import read_write
 
+from gradinv.schema import (
+    IMAGE_METRICS, WANDB_CONFIG, WANDB_CURVES, WANDB_METRICS_PREFIX, WANDB_PICTURE, WANDB_STEP, WANDB_TABLE,
+)
 from gradinv.tracking.wandb_logger import sweep_group
 from tests.helpers import compose_config, run_config
 
@@ -53,3 +58,18 @@ def test_the_logger_gets_every_steps_loss(tmp_path):
     column, step = header.index("attack/loss"), header.index("step")
     logged = [int(r.split(",")[step]) for r in rows[1:] if r.split(",")[column]]
     assert logged == list(range(12))
+
+
+def test_a_run_logs_every_key_the_wandb_report_reads(tmp_path: Path, monkeypatch) -> None:
+    """The config keys the report filters and groups by, the curves and their step, the final
+    metrics, the picture and the table (multirun_analysis.wandb_report reads them from schema)."""
+    config, history = [], set()
+    log, hyperparams = wandb.Run.log, WandbLogger.log_hyperparams
+    monkeypatch.setattr(wandb.Run, "log", lambda run, data, *a, **k: (history.update(data), log(run, data, *a, **k))[1])
+    monkeypatch.setattr(WandbLogger, "log_hyperparams",
+                        lambda logger, params, *a: (config.extend(params), hyperparams(logger, params, *a))[1])
+    run_config(["logger=wandb", "attack=dia", "model.dropout=0.25", "attack.optim.iterations=4",
+                "attack.log_psnr_every=2"], tmp_path)
+    assert config == list(WANDB_CONFIG)
+    finals = {WANDB_METRICS_PREFIX + metric for metric in IMAGE_METRICS if metric != "lpips"}  # no weights offline
+    assert {*WANDB_CURVES, WANDB_STEP, WANDB_PICTURE, WANDB_TABLE, *finals} <= history
