@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from gradinv.errors import ConfigError
+from multirun_analysis.html_report import REPORT_FILE
 from multirun_analysis.loading import Collection, from_records, read_folders
 from multirun_analysis.report import write_report
 
@@ -14,7 +15,7 @@ from multirun_analysis.report import write_report
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m multirun_analysis",
-        description="Tables, plots and a gallery from gradinv runs (results.json) or from W&B.",
+        description="Tables, plots, galleries and report.html from gradinv runs (results.json) or from W&B.",
     )
     parser.add_argument("paths", nargs="*", type=Path, help="run or sweep folders")
     parser.add_argument("--out", type=Path, help="output folder (default: PATH/analysis)")
@@ -62,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if collection.fields:
         print("rows split by: " + ", ".join(collection.fields))
-    for path in write_report(collection, args.out, args.by):
+    title = " ".join(map(str, args.paths)) or f"W&B {args.wandb}"
+    for path in write_report(collection, args.out, args.by, title):
         print(f"wrote {path}")
+    print(f"report.html: {(args.out / REPORT_FILE).resolve()}")
     return 0
 
 

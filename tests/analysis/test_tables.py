@@ -100,7 +100,7 @@ def test_cli_writes_csvs_tables_plots_and_gallery(sweep: Path, tmp_path: Path, c
     assert "4 of 7 runs ok, 3 left out" in printed and "RuntimeError: boom" in printed
     expected = {"runs.csv", "images.csv", "summary.csv", "plot_psnr.png", "plot_ssim.png",
                 "plot_lpips.png", "gallery_mnist.png", "curves.csv", "curve_psnr.png",
-                "curve_mask_accuracy.png", "curve_loss.png"}
+                "curve_mask_accuracy.png", "curve_loss.png", "report.html"}
     expected |= {f"table_{m}.{s}" for m in ("psnr", "ssim", "lpips") for s in ("md", "tex", "csv")}
     assert {p.name for p in out.iterdir()} == expected
     assert "| mnist | mlp | none | ig | 12.00 ± 2.00 | 20.00 |" in (out / "table_psnr.md").read_text()
