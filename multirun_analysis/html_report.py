@@ -157,7 +157,8 @@ def _galleries(collection: Collection) -> str:
     if cells.empty:
         return ""
     keys = [*GALLERY_ROWS, *collection.fields]
-    psnr = collection.images.groupby("run")["psnr"].apply(list)
+    images = collection.images.reindex(columns=["run", "psnr"])
+    psnr = images.groupby("run")["psnr"].apply(list)
     parts = ["<section id=galleries><h2>Galleries: originals above reconstructions</h2>"]
     for dataset, part in cells.groupby("dataset", sort=True):
         ps = sorted(part["dropout"].unique())
@@ -176,7 +177,7 @@ def _galleries(collection: Collection) -> str:
 
 
 def _tile(run: pd.Series, psnr: list[float]) -> str:
-    values = ", ".join(key_text(round(v, 1)) for v in psnr if v == v) or "–"
+    values = ", ".join(f"{v:.1f}" for v in psnr if v == v) or MISSING
     return (f"<td><img src='{_data_uri(run['picture'])}' alt='{escape(str(run['run']))}'>"
             f"<small>PSNR per image (dB): {values}; seed {key_text(run['seed'])}</small></td>")
 

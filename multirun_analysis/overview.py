@@ -46,7 +46,7 @@ def headline(images: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
     """Mean ``metric`` over every image of each attack (x defense, where defenses differ),
     one column per dropout p: the papers' finding in one small table."""
     lines = [k for k in LINES if images[k].nunique(dropna=False) > 1] or LINES[:1]
-    values = pd.to_numeric(images[metric], errors="coerce")
+    values = pd.to_numeric(images.get(metric, pd.Series(index=images.index, dtype=float)), errors="coerce")
     table = values.groupby([images[k] for k in [*lines, "dropout"]], dropna=False).mean().unstack("dropout")
     table.columns = [f"p={p:g}" for p in table.columns]
     table.index = pd.Index([" / ".join(map(key_text, i if isinstance(i, tuple) else (i,))) for i in table.index],

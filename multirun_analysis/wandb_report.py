@@ -203,13 +203,21 @@ def publish(report: wr.Report, out: Path, runs: Sequence[str], launches: Sequenc
     specification to ``out`` and return the one sentence that says why and how to publish it."""
     reason = unreachable()
     if reason is None:
-        return f"W&B report: {report.save().url}"
+        try:
+            return f"W&B report: {report.save().url}"
+        except Exception as error:  # W&B's API raises many kinds (auth, network, server)
+            reason = f"saving it failed ({_why(error)})"
     spec = out / SPEC_FILE
     sync = _sync_command(runs, launches)
     commands = [*([sync] if sync else []), f"{PUBLISH} {shlex.quote(str(spec))}"]
     spec.write_text(json.dumps({"publish": commands, "report": to_spec(report)}, indent=1) + "\n")
     return (f"W&B report not published: {reason}; its specification is in {spec}, published later by "
             f"`{' && '.join(commands)}`")
+
+
+def _why(error: Exception) -> str:
+    """An error in one line: its kind and the first line of its message (W&B's may hold a page)."""
+    return f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:200]}"
 
 
 def _sync_command(runs: Sequence[str], launches: Sequence[Launch]) -> str:
@@ -235,7 +243,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PUBLISH}: error: the report cannot be published now: {reason}.", file=sys.stderr)
         return 1
     report = from_spec(json.loads(args.spec.read_text())["report"])
-    print(f"W&B report: {report.save().url}")
+    try:
+        print(f"W&B report: {report.save().url}")
+    except Exception as error:  # W&B's API raises many kinds (auth, network, server)
+        print(f"{PUBLISH}: error: saving the report failed ({_why(error)}).", file=sys.stderr)
+        return 1
     return 0
 
 
