@@ -239,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("spec", type=Path, help=f"the {SPEC_FILE} that multirun_analysis --wandb-report wrote")
     args = parser.parse_args(argv)
     reason = unreachable()
+    if reason is None and not args.spec.is_file():
+        parser.error(f"{args.spec} does not exist: give the {SPEC_FILE} that multirun_analysis --wandb-report wrote")
     if reason is not None:
         print(f"{PUBLISH}: error: the report cannot be published now: {reason}.", file=sys.stderr)
         return 1
