@@ -27,7 +27,7 @@ from multirun_analysis.tables import (
 )
 
 REPORT_FILE = "report.html"
-LOWER_IS_BETTER = ("lpips", "mse")
+LOWER_IS_BETTER = ("lpips",)
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; color: #222; margin: 0 auto; max-width: 1280px; padding: 0 20px 40px; }
 header { border-bottom: 1px solid #ccc; padding: 10px 0 6px; }
@@ -35,7 +35,7 @@ h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 22px 0 8p
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 1px 12px; margin: 4px 0; font-size: 13px; }
 dt { color: #666; } dd { margin: 0; }
 .glance { display: flex; gap: 24px; align-items: flex-start; flex-wrap: wrap; }
-.glance > div { flex: 1 1 360px; } .glance img { max-width: 100%; }
+.glance > div { flex: 1 1 560px; } .glance > div:first-child { flex: 0 1 520px; } .glance img { max-width: 100%; }
 .note { color: #555; font-size: 13px; }
 table { border-collapse: collapse; margin: 6px 0 14px; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; vertical-align: top; }
