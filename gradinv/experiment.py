@@ -26,7 +26,7 @@ from gradinv.metrics.lpips import fetch_weights
 from gradinv.metrics.monitor import ConvergenceMonitor
 from gradinv.models.build import build_model
 from gradinv.schema import GROUPS, OK, PICTURE_FILE, RunRecord, Timing
-from gradinv.schema import WANDB_METRICS_PREFIX, WANDB_PICTURE, WANDB_TIMING_PREFIX
+from gradinv.schema import WANDB_METRICS_PREFIX, WANDB_PICTURE, WANDB_PRIVACY, WANDB_TIMING_PREFIX
 from gradinv.tracking.console import set_verbosity
 from gradinv.tracking.images import reconstruction_grid, save_reconstruction
 from gradinv.tracking.progress import AttackProgressBar
@@ -201,7 +201,7 @@ def _execute(cfg: DictConfig, results: ResultsFile) -> dict[str, Any]:
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     if logger is not None:
         settings = {**choices(cfg), "iterations": budget(cfg)}
-        logger.log_hyperparams(settings if privacy is None else {**settings, "privacy": privacy})
+        logger.log_hyperparams(settings if privacy is None else {**settings, WANDB_PRIVACY: privacy})
 
     def make_trainer(callbacks: list[L.Callback]) -> L.Trainer:
         bar = [AttackProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []

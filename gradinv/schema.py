@@ -31,6 +31,7 @@ WANDB_TIMING_PREFIX = "timing/"
 #: its convergence (the loss each step, PSNR every ``attack.log_psnr_every`` steps), the step
 #: they are logged against (Lightning's WandbLogger) and the picture of what leaked.
 WANDB_CONFIG = (*GROUPS, "dropout", "seed", "iterations")
+WANDB_PRIVACY = "privacy"  # and, with a defense that accounts for it (DP-SGD), its privacy block
 WANDB_CURVES = ("attack/loss", "attack/psnr")
 WANDB_STEP = "trainer/global_step"
 WANDB_PICTURE = "reconstruction"

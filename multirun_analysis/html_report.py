@@ -20,7 +20,7 @@ import pandas as pd
 from gradinv.schema import metric_label
 from multirun_analysis.gallery import ROWS as GALLERY_ROWS, pictured
 from multirun_analysis.loading import Collection
-from multirun_analysis.overview import budget, change, grid, headline
+from multirun_analysis.overview import budget, change, grid, headline, headline_axis
 from multirun_analysis.provenance import Launch
 from multirun_analysis.tables import (
     DIGITS, MISSING, STATS, TABLE_METRICS, format_cell, key_text, numeric_table,
@@ -53,19 +53,21 @@ def write_html(
     path: Path, title: str, collection: Collection, summary: pd.DataFrame,
     figures: Sequence[tuple[Path, str]], launches: Sequence[Launch],
 ) -> Path:
-    """Write report.html to ``path``: ``figures`` are (PNG, caption), the first drawn beside the
-    headline; ``launches`` the commands that made the runs."""
+    """Write report.html to ``path``: ``figures`` are (PNG, caption), PSNR's against the
+    headline's axis drawn beside it; ``launches`` the commands that made the runs."""
     runs = collection.runs
     left_out = len(collection.skipped)
     counts = f"{len(runs)} of {len(runs) + left_out} runs ok" + (
         f", <a class=bad href='#failed'>{left_out} left out</a>" if left_out else "")
-    glance = headline(collection.images)
-    first = _figure(*figures[0]) if figures else ""
+    axis = headline_axis(collection.images, collection.fields)
+    glance = headline(collection.images, axis)
+    beside = "plot_psnr" if axis == "dropout" else f"plot_psnr_by_{axis.replace('.', '_')}"
+    first = next((_figure(*f) for f in figures if f[0].stem == beside), _figure(*figures[0]) if figures else "")
     body = [
         f"<header><h1>{escape(title)}</h1><div>{counts}</div><div class=glance>",
         f"<div>{_definitions(grid(runs, collection.fields))}</div><div>{_definitions(budget(runs))}</div>",
         "</div></header>",
-        "<section id=glance><h2>At a glance: PSNR (dB) of each attack</h2><div class=glance><div>",
+        f"<section id=glance><h2>At a glance: PSNR (dB) of each attack, by {escape(_axis_name(axis))}</h2><div class=glance><div>",
         "<p class=note>Mean over every victim image of the sweep (all datasets, models and seeds "
         "pooled); higher means more of the private image leaked. Per setting: the tables below.</p>",
         _table(glance, glance.columns, "psnr", big=True), f"<p><b>{escape(change(glance))}</b></p>",
@@ -80,6 +82,10 @@ def write_html(
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
     path.write_text(page)
     return path
+
+
+def _axis_name(axis: str) -> str:
+    return "dropout p" if axis == "dropout" else axis
 
 
 def _definitions(items: Sequence[tuple[str, str]]) -> str:

@@ -42,21 +42,30 @@ def budget(runs: pd.DataFrame) -> list[tuple[str, str]]:
     ]
 
 
-def headline(images: pd.DataFrame, metric: str = "psnr") -> pd.DataFrame:
+def headline_axis(images: pd.DataFrame, fields: Sequence[str] = ()) -> str:
+    """What the headline's columns are: dropout p when it varies, else the first field that
+    splits rows (a ``--by`` field first, e.g. DP-SGD's ``defense.epsilon``), else p."""
+    if images["dropout"].nunique(dropna=False) > 1:
+        return "dropout"
+    return next((f for f in fields if f in images and images[f].nunique(dropna=False) > 1), "dropout")
+
+
+def headline(images: pd.DataFrame, axis: str = "dropout", metric: str = "psnr") -> pd.DataFrame:
     """Mean ``metric`` over every image of each attack (x defense, where defenses differ),
-    one column per dropout p: the papers' finding in one small table."""
+    one column per value of ``axis`` (``headline_axis``): the papers' finding in one small table."""
     lines = [k for k in LINES if images[k].nunique(dropna=False) > 1] or LINES[:1]
     values = pd.to_numeric(images.get(metric, pd.Series(index=images.index, dtype=float)), errors="coerce")
-    table = values.groupby([images[k] for k in [*lines, "dropout"]], dropna=False).mean().unstack("dropout")
-    table.columns = [f"p={p:g}" for p in table.columns]
+    table = values.groupby([images[k] for k in [*lines, axis]], dropna=False).mean().unstack(axis)
+    name = "p" if axis == "dropout" else axis.split(".")[-1]
+    table.columns = [f"{name}={key_text(value)}" for value in table.columns]
     table.index = pd.Index([" / ".join(map(key_text, i if isinstance(i, tuple) else (i,))) for i in table.index],
                            name=" / ".join(lines))
     return table
 
 
 def change(table: pd.DataFrame, unit: str = "dB") -> str:
-    """The headline in words: each row from the first p to the last, e.g.
-    'p=0 → p=0.25: ig 40.53 → 16.80 dB (-23.73), dia ...'; empty with a single p."""
+    """The headline in words: each row from the first column to the last, e.g.
+    'p=0 → p=0.25: ig 40.53 → 16.80 dB (-23.73), dia ...'; empty with a single column."""
     if len(table.columns) < 2:
         return ""
     first, last = table.columns[0], table.columns[-1]

@@ -30,11 +30,12 @@ import wandb_workspaces.reports.v2 as wr
 
 from gradinv.errors import ConfigError
 from gradinv.schema import (
-    WANDB_CONFIG, WANDB_CURVES, WANDB_METRICS_PREFIX, WANDB_PICTURE, WANDB_STEP, WANDB_TABLE, metric_label,
+    WANDB_CONFIG, WANDB_CURVES, WANDB_METRICS_PREFIX, WANDB_PICTURE, WANDB_PRIVACY, WANDB_STEP, WANDB_TABLE,
+    metric_label,
 )
 from gradinv.tracking.wandb_server import has_api_key, server_reachable
 from multirun_analysis.loading import Collection
-from multirun_analysis.overview import budget, change, grid, headline
+from multirun_analysis.overview import budget, change, grid, headline, headline_axis
 from multirun_analysis.provenance import Launch, wandb_run
 from multirun_analysis.tables import TABLE_METRICS, key_text, to_markdown
 
@@ -44,6 +45,9 @@ PANEL_KEYS = ["dataset", "model"]  # one grid of panels per setting of these
 BAR_KEYS = ["attack", "dropout", "defense"]  # one bar per setting of those that vary
 COLUMNS = ["attack", "model", "dataset", "dropout", "defense"]  # parallel coordinates' inputs
 TITLE_LENGTH = 128  # W&B's limit
+#: Config fields that W&B runs carry under another key: DP-SGD's, in the ``privacy`` block.
+WANDB_NAMES = {f"defense.{field}": f"{WANDB_PRIVACY}.{key}" for field, key in (
+    ("epsilon", "target_epsilon"), ("noise_multiplier", "noise_multiplier"), ("delta", "delta"), ("clip", "clip"))}
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ def build_report(collection: Collection, where: Target, title: str, launches: Se
     """The report of ``collection``'s runs in ``where``'s groups (nothing reaches the network)."""
     runs = collection.runs
     varying = [key for key in BAR_KEYS if key == "attack" or runs[key].nunique(dropna=False) > 1]
-    logged = [field for field in collection.fields if field in WANDB_CONFIG]
+    logged = [WANDB_NAMES.get(f, f) for f in collection.fields if f in WANDB_CONFIG or f in WANDB_NAMES]
     bars = [*varying, *logged]
     metrics = [m for m in TABLE_METRICS if m in runs and pd.to_numeric(runs[m], errors="coerce").notna().any()]
     blocks: list[Any] = [wr.MarkdownBlock(_summary(collection, bars, launches))]
@@ -140,12 +144,12 @@ def _summary(collection: Collection, bars: Sequence[str], launches: Sequence[Lau
     commands that ran the sweep."""
     runs = collection.runs
     items = "\n".join(f"- **{k}**: {v}" for k, v in [*grid(runs, collection.fields), *budget(runs)])
-    glance = headline(collection.images)
+    glance = headline(collection.images, headline_axis(collection.images, collection.fields))
     cells = glance.map(lambda v: f"{v:.2f}" if v == v else "–")
     cells.index = pd.MultiIndex.from_arrays([glance.index])  # to_markdown reads each row's keys as a tuple
     table = to_markdown(cells, "PSNR (dB), mean over every victim image of the sweep")
-    unlogged = [field for field in collection.fields if field not in WANDB_CONFIG]
-    note = (f" W&B runs carry only the config keys {', '.join(WANDB_CONFIG)}: runs that differ in "
+    unlogged = [f for f in collection.fields if f not in WANDB_CONFIG and f not in WANDB_NAMES]
+    note = (f" W&B runs carry only the config keys {', '.join(WANDB_CONFIG)} (and DP-SGD's privacy): runs that differ in "
             f"{', '.join(unlogged)} share a bar here; the analysis's report.html splits them.") if unlogged else ""
     commands = "\n".join(launch.command for launch in launches)
     return (f"{items}\n\n{table}\n{change(glance)}\n\nEach bar and line: mean ± std over the runs of one "

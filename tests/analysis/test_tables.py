@@ -166,6 +166,9 @@ def test_by_names_a_group_or_a_field_and_a_field_no_run_has_is_an_error(
     assert analyse([str(tmp_path / "sweep"), "--out", str(out), "--by", "client"]) == 0
     assert "rows split by: client, threat.labels, attack.optim.lr, client.local_steps" in capsys.readouterr().out
     assert (out / "plot_psnr_by_client.png").is_file()
+    # one p: report.html's headline is by the --by field instead
+    assert "by client</h2>" in (out / "report.html").read_text()
+    assert "<th>attack</th><th>client=fedavg</th><th>client=fedsgd</th>" in (out / "report.html").read_text()
     assert analyse([str(tmp_path / "sweep"), "--out", str(tmp_path / "typo"), "--by", "client.typo"]) == 2
     assert capsys.readouterr().err == (
         "multirun_analysis: error: --by client.typo: no run has this field; give a group (e.g. client) "

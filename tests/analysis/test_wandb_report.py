@@ -16,9 +16,11 @@ import pytest
 import wandb_workspaces.reports.v2 as wr
 from wandb_workspaces.reports.v2 import interface
 
+from gradinv.defenses.dpsgd import DPSGD
+from gradinv.schema import WANDB_PRIVACY
 from multirun_analysis import wandb_report
 from multirun_analysis.__main__ import main as analyse
-from multirun_analysis.wandb_report import from_spec, to_spec
+from multirun_analysis.wandb_report import WANDB_NAMES, from_spec, to_spec
 from tests.analysis.conftest import Sweep
 
 pytestmark = pytest.mark.slow  # the real sweep runs once, ~20 s
@@ -103,3 +105,11 @@ def test_wandb_report_checks_its_destination_before_anything_is_written(real_swe
         assert analyse([str(folder), "--out", str(out), "--wandb-report", destination]) == 2
         assert capsys.readouterr().err == f"multirun_analysis: error: {sentence}\n"
         assert not out.exists()
+
+
+def test_dp_sgd_settings_split_bars_through_the_privacy_block_its_runs_log() -> None:
+    """defense.epsilon and its kin are W&B config only inside the run's ``privacy`` block."""
+    privacy = DPSGD(epsilon=2.0, clip=0.5).privacy(4, 1)
+    found = {field: privacy[key.removeprefix(f"{WANDB_PRIVACY}.")] for field, key in WANDB_NAMES.items()}
+    assert found == {"defense.epsilon": 2.0, "defense.noise_multiplier": privacy["noise_multiplier"],
+                     "defense.delta": 1e-5, "defense.clip": 0.5}
