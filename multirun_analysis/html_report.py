@@ -20,7 +20,7 @@ import pandas as pd
 from gradinv.schema import metric_label
 from multirun_analysis.gallery import ROWS as GALLERY_ROWS, pictured
 from multirun_analysis.loading import Collection
-from multirun_analysis.overview import budget, change, grid, headline, headline_axis
+from multirun_analysis.overview import budget, grid, headline
 from multirun_analysis.provenance import Launch
 from multirun_analysis.tables import (
     DIGITS, MISSING, STATS, TABLE_METRICS, format_cell, key_text, numeric_table,
@@ -35,7 +35,7 @@ h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 22px 0 8p
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 1px 12px; margin: 4px 0; font-size: 13px; }
 dt { color: #666; } dd { margin: 0; }
 .glance { display: flex; gap: 24px; align-items: flex-start; flex-wrap: wrap; }
-.glance > div { flex: 1 1 560px; } .glance > div:first-child { flex: 0 1 520px; } .glance img { max-width: 100%; }
+.glance > div { flex: 1 1 560px; } .glance > div:first-child { flex: 0 1 420px; } .glance img { max-width: 100%; }
 .note { color: #555; font-size: 13px; }
 table { border-collapse: collapse; margin: 6px 0 14px; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; vertical-align: top; }
@@ -59,18 +59,18 @@ def write_html(
     left_out = len(collection.skipped)
     counts = f"{len(runs)} of {len(runs) + left_out} runs ok" + (
         f", <a class=bad href='#failed'>{left_out} left out</a>" if left_out else "")
-    axis = headline_axis(collection.images, collection.fields)
-    glance = headline(collection.images, axis)
-    beside = "plot_psnr" if axis == "dropout" else f"plot_psnr_by_{axis.replace('.', '_')}"
+    glance = headline(collection.images, collection.fields)
+    beside = "plot_psnr" if glance.axis == "dropout" else f"plot_psnr_by_{glance.axis.replace('.', '_')}"
     first = next((_figure(*f) for f in figures if f[0].stem == beside), _figure(*figures[0]) if figures else "")
     body = [
         f"<header><h1>{escape(title)}</h1><div>{counts}</div><div class=glance>",
         f"<div>{_definitions(grid(runs, collection.fields))}</div><div>{_definitions(budget(runs))}</div>",
         "</div></header>",
-        f"<section id=glance><h2>At a glance: PSNR (dB) of each attack, by {escape(_axis_name(axis))}</h2><div class=glance><div>",
-        "<p class=note>Mean over every victim image of the sweep (all datasets, models and seeds "
-        "pooled); higher means more of the private image leaked. Per setting: the tables below.</p>",
-        _table(glance, glance.columns, "psnr", big=True), f"<p><b>{escape(change(glance))}</b></p>",
+        f"<section id=glance><h2>At a glance: PSNR (dB) of each attack, by {escape(_axis_name(glance.axis))}</h2>"
+        "<div class=glance><div>",
+        _table(glance.table, glance.table.columns, "psnr", big=True), f"<p><b>{escape(glance.change())}</b></p>",
+        f"<p class=note>{escape(glance.scope())} Higher means more of the private image leaked; "
+        "per setting: the tables below.</p>",
         f"</div><div>{first}</div></div></section>",
         *_metric_tables(summary),
         "<section id=figures><h2>Figures</h2>", *(_figure(*f) for f in figures), "</section>",

@@ -35,7 +35,7 @@ from gradinv.schema import (
 )
 from gradinv.tracking.wandb_server import has_api_key, server_reachable
 from multirun_analysis.loading import Collection
-from multirun_analysis.overview import budget, change, grid, headline, headline_axis
+from multirun_analysis.overview import budget, grid, headline
 from multirun_analysis.provenance import Launch, wandb_run
 from multirun_analysis.tables import TABLE_METRICS, key_text, to_markdown
 
@@ -144,15 +144,15 @@ def _summary(collection: Collection, bars: Sequence[str], launches: Sequence[Lau
     commands that ran the sweep."""
     runs = collection.runs
     items = "\n".join(f"- **{k}**: {v}" for k, v in [*grid(runs, collection.fields), *budget(runs)])
-    glance = headline(collection.images, headline_axis(collection.images, collection.fields))
-    cells = glance.map(lambda v: f"{v:.2f}" if v == v else "–")
-    cells.index = pd.MultiIndex.from_arrays([glance.index])  # to_markdown reads each row's keys as a tuple
-    table = to_markdown(cells, "PSNR (dB), mean over every victim image of the sweep")
+    glance = headline(collection.images, collection.fields)
+    cells = glance.table.map(lambda v: f"{v:.2f}" if v == v else "–")
+    cells.index = pd.MultiIndex.from_arrays([glance.table.index])  # to_markdown reads each row's keys as a tuple
+    table = to_markdown(cells, "PSNR (dB)") + glance.scope()
     unlogged = [f for f in collection.fields if f not in WANDB_CONFIG and f not in WANDB_NAMES]
     note = (f" W&B runs carry only the config keys {', '.join(WANDB_CONFIG)} (and DP-SGD's privacy): runs that differ in "
             f"{', '.join(unlogged)} share a bar here; the analysis's report.html splits them.") if unlogged else ""
     commands = "\n".join(launch.command for launch in launches)
-    return (f"{items}\n\n{table}\n{change(glance)}\n\nEach bar and line: mean ± std over the runs of one "
+    return (f"{items}\n\n{table}\n\n{glance.change()}\n\nEach bar and line: mean ± std over the runs of one "
             f"{' x '.join(_name(k) for k in bars)} (a run's final metrics are means over its victim "
             f"images).{note}\n\nThe sweep, reproduced:\n\n```bash\n{commands}\n```\n")
 
