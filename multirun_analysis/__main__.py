@@ -38,7 +38,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if not args.paths and not args.wandb:
         parser.error("give run or sweep folders, or --wandb ENTITY/PROJECT")
     if args.wandb and args.wandb_report:
-        parser.error("--wandb-report reads the run folders' Hydra and W&B records: give run or sweep folders, not --wandb")
+        parser.error("--wandb-report reads the run folders' Hydra and W&B records: "
+                     "give run or sweep folders, not --wandb")
     if args.out is None:
         if not args.paths:
             parser.error("--out is required with --wandb")

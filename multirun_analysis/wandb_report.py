@@ -149,8 +149,9 @@ def _summary(collection: Collection, bars: Sequence[str], launches: Sequence[Lau
     cells.index = pd.MultiIndex.from_arrays([glance.table.index])  # to_markdown reads each row's keys as a tuple
     table = to_markdown(cells, "PSNR (dB)") + glance.scope()
     unlogged = [f for f in collection.fields if f not in WANDB_CONFIG and f not in WANDB_NAMES]
-    note = (f" W&B runs carry only the config keys {', '.join(WANDB_CONFIG)} (and DP-SGD's privacy): runs that differ in "
-            f"{', '.join(unlogged)} share a bar here; the analysis's report.html splits them.") if unlogged else ""
+    note = (f" W&B runs carry only the config keys {', '.join(WANDB_CONFIG)} (and DP-SGD's privacy): runs "
+            f"that differ in {', '.join(unlogged)} share a bar here; the analysis's report.html splits them."
+            ) if unlogged else ""
     commands = "\n".join(launch.command for launch in launches)
     return (f"{items}\n\n{table}\n\n{glance.change()}\n\nEach bar and line: mean ± std over the runs of one "
             f"{' x '.join(_name(k) for k in bars)} (a run's final metrics are means over its victim "

@@ -33,7 +33,9 @@ def run_analysis(arguments: list[str]) -> tuple[int, str]:
     return status, printed.getvalue()
 
 
-def test_the_report_shows_the_sweeps_group_by_the_keys_its_runs_logged(real_sweep: Sweep, tmp_path, monkeypatch) -> None:
+def test_the_report_shows_the_sweeps_group_by_the_keys_its_runs_logged(
+    real_sweep: Sweep, tmp_path, monkeypatch
+) -> None:
     """Offline (WANDB_MODE=offline in tests), the command says why in one sentence and saves the
     specification; the report built from it holds, per dataset x model, bars per attack x p and
     the curves, then every run and the reconstructions; nothing reaches the network."""
@@ -82,7 +84,9 @@ def test_the_report_shows_the_sweeps_group_by_the_keys_its_runs_logged(real_swee
     assert [key["name"] for key in grid["metadata"]["runSets"][0]["grouping"]] == ["attack.value", "dropout.value"]
 
 
-def test_a_report_that_w_and_b_can_take_is_published_and_its_address_printed(real_sweep: Sweep, tmp_path, monkeypatch) -> None:
+def test_a_report_that_w_and_b_can_take_is_published_and_its_address_printed(
+    real_sweep: Sweep, tmp_path, monkeypatch
+) -> None:
     monkeypatch.setattr(wandb_report, "unreachable", lambda: None)
     monkeypatch.setattr(wr.Report, "save", lambda self: SimpleNamespace(url="https://wandb.ai/me/gradinv/reports/r--1"))
     status, printed = run_analysis([str(real_sweep.folder), "--out", str(tmp_path), "--wandb-report", "me/gradinv"])
@@ -96,7 +100,8 @@ def test_wandb_report_checks_its_destination_before_anything_is_written(real_swe
     shutil.copytree(run, unlogged, ignore=shutil.ignore_patterns("wandb"))
     cases = [
         (real_sweep.folder, "gradinv", "--wandb-report needs ENTITY/PROJECT (e.g. me/gradinv), got 'gradinv'."),
-        (real_sweep.folder, "me/other", "--wandb-report me/other: these runs logged to W&B project gradinv; give ENTITY/gradinv."),
+        (real_sweep.folder, "me/other",
+         "--wandb-report me/other: these runs logged to W&B project gradinv; give ENTITY/gradinv."),
         (unlogged, "me/gradinv", "--wandb-report: none of these 1 runs logged to W&B (logger=none or csv); run "
                                  "the sweep with logger=wandb, the default, to get a W&B report of it."),
     ]

@@ -29,7 +29,7 @@ def test_sweep_jobs_share_the_sweep_folder_as_group(tmp_path: Path) -> None:
         assert sweep_group() == group
 
 
-def test_wandb_offline_run_holds_the_per_image_table_and_every_key_the_report_reads(tmp_path: Path, monkeypatch) -> None:
+def test_wandb_offline_run_holds_the_per_image_table_and_every_key_the_report_reads(tmp_path: Path, monkeypatch):
     """The run folder holds the offline run and its table; the table's images travel in its
     artifact, staged under WANDB_DATA_DIR until `wandb sync`. The run logs the config keys the
     W&B report filters and groups by, the curves and their step, the final metrics and the picture
