@@ -43,8 +43,10 @@ table-labels: $(STAMP) ## Label inference accuracy per method: shipped MNIST, CI
 	$(PYTHON) -m gradinv.label_table $(ARGS)
 
 # Paper tables: each target sweeps with `gradinv/main.py -m` into $(SWEEP), then runs
-# multirun_analysis on it (tables, plots, gallery in $(SWEEP)/analysis). Every list below is a
-# variable, so a target can be narrowed from the command line (e.g. DIA_ATTACKS=ig).
+# multirun_analysis on it (tables, plots, galleries and report.html in $(SWEEP)/analysis) and ends
+# by printing where report.html is; WANDB_REPORT=ENTITY/PROJECT also builds the sweep's W&B report
+# and prints its address (or, offline, where its specification waits to be published). Every list
+# below is a variable, so a target can be narrowed from the command line (e.g. DIA_ATTACKS=ig).
 # QUICK=1: CPU-sized (shipped MNIST + CIFAR-10 samples, 50 iterations, one image per cell; table-dia:
 # shipped CIFAR-10, p in {0, 0.25}, each model at the budget its convergence curve needs, DIA_QUICK_BUDGETS).
 # Without QUICK: the papers' budgets, meant for GPUs (24000 iterations as in IG, 20000 in DIA; ImageNet needs
@@ -88,7 +90,9 @@ DIA_QUICK_DATASETS ?= cifar10
 DIA_QUICK_P   ?= 0,0.25
 budget_model   = $(word 1,$(subst :, ,$(1)))
 budget_iters   = $(word 2,$(subst :, ,$(1)))
-ANALYZE        = $(PYTHON) -m multirun_analysis $(SWEEP) --out $(SWEEP)/analysis
+WANDB_REPORT  ?=
+ANALYZE        = $(PYTHON) -m multirun_analysis $(SWEEP) --out $(SWEEP)/analysis \
+                 $(if $(WANDB_REPORT),--wandb-report $(WANDB_REPORT))
 need           = $(or $($(1)),$(error $@ without QUICK=1 needs $(1)=..., e.g. $(1)=/data/imagenet))
 # table-dp: every cell of the DP-SGD grid but its epsilon; epsilon = inf is noise multiplier 0.
 DP_SETTING     = dataset=cifar10 model=$(DP_MODELS) model.dropout=$(DP_P) dataset.batch_size=$(DP_BATCHES) \

@@ -26,7 +26,7 @@ from gradinv.metrics.lpips import fetch_weights
 from gradinv.metrics.monitor import ConvergenceMonitor
 from gradinv.models.build import build_model
 from gradinv.schema import GROUPS, OK, PICTURE_FILE, RunRecord, Timing
-from gradinv.schema import WANDB_METRICS_PREFIX, WANDB_TIMING_PREFIX
+from gradinv.schema import WANDB_METRICS_PREFIX, WANDB_PICTURE, WANDB_PRIVACY, WANDB_TIMING_PREFIX
 from gradinv.tracking.console import set_verbosity
 from gradinv.tracking.images import reconstruction_grid, save_reconstruction
 from gradinv.tracking.progress import AttackProgressBar
@@ -158,7 +158,7 @@ def _execute(cfg: DictConfig, cell: dict[str, Any], results: ResultsFile) -> dic
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     if logger is not None:
         settings = {**cell, "iterations": budget(cfg)}
-        logger.log_hyperparams(settings if privacy is None else {**settings, "privacy": privacy})
+        logger.log_hyperparams(settings if privacy is None else {**settings, WANDB_PRIVACY: privacy})
 
     def make_trainer(callbacks: list[L.Callback]) -> L.Trainer:
         bar = [AttackProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
@@ -223,7 +223,7 @@ def _log_final(logger, scores: Scores, timing: Timing) -> None:
     logger.log_metrics(final)
     if hasattr(logger, "log_image"):
         grid = reconstruction_grid(scores.originals, scores.reconstructions)
-        logger.log_image("reconstruction", [grid], caption=["originals (top) vs reconstructions"])
+        logger.log_image(WANDB_PICTURE, [grid], caption=["originals (top) vs reconstructions"])
     logger.finalize("success")
     if isinstance(logger, WandbLogger):
         log_per_image_table(logger, scores)

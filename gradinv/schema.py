@@ -27,6 +27,14 @@ WANDB_TABLE = "per_image"
 WANDB_IMAGE_COLUMNS = ("original", "reconstruction")
 WANDB_METRICS_PREFIX = "final/"
 WANDB_TIMING_PREFIX = "timing/"
+#: W&B: the config keys every attack run logs (its grid cell and budget), the history keys of
+#: its convergence (the loss each step, PSNR every ``attack.log_psnr_every`` steps), the step
+#: they are logged against (Lightning's WandbLogger) and the picture of what leaked.
+WANDB_CONFIG = (*GROUPS, "dropout", "seed", "iterations")
+WANDB_PRIVACY = "privacy"  # and, with a defense that accounts for it (DP-SGD), its privacy block
+WANDB_CURVES = ("attack/loss", "attack/psnr")
+WANDB_STEP = "trainer/global_step"
+WANDB_PICTURE = "reconstruction"
 
 #: Per-image quality metrics; each run's ``metrics`` holds their means.
 IMAGE_METRICS = ("mse", "psnr", "ssim", "lpips")

@@ -22,17 +22,22 @@ ROWS = ["model", "defense", "attack"]
 
 
 def write_galleries(runs: pd.DataFrame, out: Path, fields: Sequence[str] = ()) -> list[Path]:
-    """One gallery_<dataset>.png per dataset, from the lowest seed of each cell with a picture;
-    ``fields`` (``Collection.fields``) split the rows as they split the tables'."""
-    rows = [*ROWS, *fields]
-    runs = runs.assign(picture=[Path(run) / PICTURE_FILE for run in runs["run"]])
-    runs = runs[[picture.is_file() for picture in runs["picture"]]]
+    """One gallery_<dataset>.png per dataset (``pictured``); ``fields`` (``Collection.fields``)
+    split the rows as they split the tables'."""
     written = []
-    for dataset, part in runs.groupby("dataset", sort=True):
+    for dataset, cells in pictured(runs, fields).groupby("dataset", sort=True):
         path = out / f"gallery_{dataset}.png"
-        _gallery(part.sort_values("seed").drop_duplicates([*rows, "dropout"]), rows, dataset, path)
+        _gallery(cells, [*ROWS, *fields], dataset, path)
         written.append(path)
     return written
+
+
+def pictured(runs: pd.DataFrame, fields: Sequence[str] = ()) -> pd.DataFrame:
+    """One run per gallery tile (dataset, ``ROWS``, ``fields``, dropout p): the lowest seed
+    whose folder holds its picture, with the picture's path in column ``picture``."""
+    runs = runs.assign(picture=[Path(run) / PICTURE_FILE for run in runs["run"]])
+    runs = runs[[picture.is_file() for picture in runs["picture"]]]
+    return runs.sort_values("seed").drop_duplicates(["dataset", *ROWS, *fields, "dropout"])
 
 
 def _gallery(cells: pd.DataFrame, keys: list[str], dataset: str, path: Path) -> None:

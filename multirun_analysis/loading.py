@@ -99,9 +99,11 @@ def _cell(record: RunRecord) -> dict[str, Any]:
 
 
 def _run_values(record: RunRecord) -> dict[str, Any]:
-    """The run's metrics by their own names, then timing, knowledge, privacy and report
-    scalars, prefixed."""
+    """The run's metrics by their own names, its device and number of victims, then timing,
+    knowledge, privacy and report scalars, prefixed."""
     values = _values(record.metrics or {})
+    values["device"] = record.device
+    values["victims"] = len({row.victim for row in record.per_image or []})
     sections = {
         "timing": record.timing.to_dict() if record.timing else {},
         "knowledge": record.knowledge or {},

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gradinv.schema import (
-    CELL, OK, WANDB_IMAGE_COLUMNS, WANDB_METRICS_PREFIX, WANDB_TABLE, WANDB_TIMING_PREFIX,
+    CELL, OK, WANDB_IMAGE_COLUMNS, WANDB_METRICS_PREFIX, WANDB_PRIVACY, WANDB_TABLE, WANDB_TIMING_PREFIX,
 )
 
 STATES = {"finished": OK}
@@ -44,7 +44,7 @@ def to_record(run: Any, tmp: Path) -> dict[str, Any]:
         "config": {"attack": {"optim": {"iterations": run.config.get("iterations")}}},
         "metrics": metrics,
         "timing": timing,
-        "privacy": run.config.get("privacy"),
+        "privacy": run.config.get(WANDB_PRIVACY),
         "per_image": _per_image(run, summary.get(WANDB_TABLE), tmp),
     }
 

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-from pathlib import Path
-from urllib.parse import urlparse
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -18,25 +15,10 @@ import wandb
 from lightning.pytorch.loggers import WandbLogger
 
 from gradinv.errors import ConfigError
+from gradinv.tracking.wandb_server import has_api_key, server_reachable
 
 log = logging.getLogger(__name__)
 MODES = ("auto", "online", "offline")
-
-
-def _has_api_key() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
-
-
-def _server_reachable(timeout: float = 1.0) -> bool:
-    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
-    try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def resolve_mode(mode: str) -> str:
@@ -46,8 +28,8 @@ def resolve_mode(mode: str) -> str:
     if os.environ.get("WANDB_MODE") in ("offline", "disabled"):
         return "offline"
     if mode == "auto":
-        return "online" if _has_api_key() and _server_reachable() else "offline"
-    if mode == "online" and not _has_api_key():
+        return "online" if has_api_key() and server_reachable() else "offline"
+    if mode == "online" and not has_api_key():
         raise ConfigError(
             "logger.mode=online needs a W&B API key (set WANDB_API_KEY or run `wandb login` "
             "first); logger.mode=auto or offline writes offline runs to sync later."

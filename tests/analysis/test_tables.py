@@ -100,7 +100,7 @@ def test_cli_writes_csvs_tables_plots_and_gallery(sweep: Path, tmp_path: Path, c
     assert "4 of 7 runs ok, 3 left out" in printed and "RuntimeError: boom" in printed
     expected = {"runs.csv", "images.csv", "summary.csv", "plot_psnr.png", "plot_ssim.png",
                 "plot_lpips.png", "gallery_mnist.png", "curves.csv", "curve_psnr.png",
-                "curve_mask_accuracy.png", "curve_loss.png"}
+                "curve_mask_accuracy.png", "curve_loss.png", "report.html"}
     expected |= {f"table_{m}.{s}" for m in ("psnr", "ssim", "lpips") for s in ("md", "tex", "csv")}
     assert {p.name for p in out.iterdir()} == expected
     assert "| mnist | mlp | none | ig | 12.00 ± 2.00 | 20.00 |" in (out / "table_psnr.md").read_text()
@@ -166,6 +166,9 @@ def test_by_names_a_group_or_a_field_and_a_field_no_run_has_is_an_error(
     assert analyse([str(tmp_path / "sweep"), "--out", str(out), "--by", "client"]) == 0
     assert "rows split by: client, threat.labels, attack.optim.lr, client.local_steps" in capsys.readouterr().out
     assert (out / "plot_psnr_by_client.png").is_file()
+    # one p: report.html's headline is by the --by field instead
+    assert "by client</h2>" in (out / "report.html").read_text()
+    assert "<th>attack</th><th>client=fedavg</th><th>client=fedsgd</th>" in (out / "report.html").read_text()
     assert analyse([str(tmp_path / "sweep"), "--out", str(tmp_path / "typo"), "--by", "client.typo"]) == 2
     assert capsys.readouterr().err == (
         "multirun_analysis: error: --by client.typo: no run has this field; give a group (e.g. client) "

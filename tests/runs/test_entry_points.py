@@ -33,6 +33,7 @@ ARGPARSE = {
                             "--seeds", "0", "--victims", "1"],
     "gradinv.bench": ["--cells", "mlp:mnist:1", "--repeats", "1", "--out", "{tmp}/bench.json"],
     "multirun_analysis.__main__": ["{tmp}/run", "--out", "{tmp}/analysis"],
+    "multirun_analysis.wandb_report": ["{tmp}/analysis/wandb_report.json"],  # W&B is offline in tests
 }
 
 
@@ -60,7 +61,7 @@ def test_every_entry_point_runs_at_a_tiny_budget(tmp_path: Path, capsys) -> None
         printed[name] = done.stdout
     for name, arguments in ARGPARSE.items():
         importlib.import_module(name).main([a.format(tmp=tmp_path) for a in arguments])
-        printed[name] = capsys.readouterr().out
+        printed[name] = "".join(capsys.readouterr())
     for run in ("run", "train"):
         assert json.loads((tmp_path / run / "results.json").read_text())["status"] == "ok"
     assert "head" in printed["gradinv.rank_table"] and "full" in printed["gradinv.rank_table"]
@@ -68,3 +69,4 @@ def test_every_entry_point_runs_at_a_tiny_budget(tmp_path: Path, capsys) -> None
     assert (tmp_path / "bench.json").is_file()  # the benchmark's numbers are not a test's business
     assert "1 of 1 runs ok" in printed["multirun_analysis.__main__"]
     assert (tmp_path / "analysis" / "table_psnr.md").is_file()
+    assert "the report cannot be published now: W&B is set offline" in printed["multirun_analysis.wandb_report"]

@@ -146,17 +146,24 @@ def test_every_make_target_dry_runs_and_names_commands_that_exist() -> None:
 @pytest.mark.slow
 @NEEDS_MAKE
 def test_make_table_dia_quick_twin_runs_end_to_end(tmp_path: Path) -> None:
-    """`make table-dia QUICK=1` narrowed to a CPU-second twin: IG and DIA on the MLP, two p."""
+    """`make table-dia QUICK=1` narrowed to a CPU-second twin: IG and DIA on the MLP, two p; it
+    ends with its report.html and, W&B being offline in tests, where its W&B report waits."""
     sweep = tmp_path / "sweep"
     command = [
         "make", "-s", "-o", ".venv/.installed", f"PYTHON={sys.executable}", "table-dia", "QUICK=1",
         "DIA_ATTACKS=ig,dia", "DIA_QUICK_BUDGETS=mlp:3", "DIA_QUICK_DATASETS=mnist",
-        "DIA_QUICK_P=0,0.25",
-        f"SWEEP={sweep}", "ARGS=logger=none",
+        "DIA_QUICK_P=0,0.25", f"SWEEP={sweep}", "WANDB_REPORT=me/gradinv",
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "4 of 4 runs ok, 0 left out" in done.stdout
+    report, wandb_report = done.stdout.splitlines()[-2:]
+    assert report == f"report.html: {sweep / 'analysis' / 'report.html'}"
+    assert wandb_report.startswith(
+        f"W&B report not published: W&B is set offline (WANDB_MODE); its specification is in "
+        f"{sweep / 'analysis' / 'wandb_report.json'}, published later by `wandb sync {sweep}/mlp/*/wandb/offline-run-* && ")
+    assert f"hydra.sweep.dir={sweep}/mlp trainer.enable_progress_bar=false attack=ig,dia" in (
+        sweep / "analysis" / "report.html").read_text()
     rows = (sweep / "analysis" / "table_psnr.md").read_text().splitlines()
     assert rows[2] == "| dataset | model | defense | attack | p=0 | p=0.25 |"
     assert rows[4].startswith("| mnist | mlp | none | dia | ")

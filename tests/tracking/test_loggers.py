@@ -1,15 +1,20 @@
-"""Loggers: W&B offline runs with their per-image table, sweep jobs grouped by their sweep
-folder, and every optimizer step's loss."""
+"""Loggers: W&B offline runs with their per-image table and the keys the W&B report reads, sweep
+jobs grouped by their sweep folder, and every optimizer step's loss."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import wandb
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import read_write
 
+from gradinv.schema import (
+    IMAGE_METRICS, WANDB_CONFIG, WANDB_CURVES, WANDB_METRICS_PREFIX, WANDB_PICTURE, WANDB_STEP, WANDB_TABLE,
+)
 from gradinv.tracking.wandb_logger import sweep_group
 from tests.helpers import compose_config, run_config
 
@@ -24,12 +29,23 @@ def test_sweep_jobs_share_the_sweep_folder_as_group(tmp_path: Path) -> None:
         assert sweep_group() == group
 
 
-def test_wandb_offline_run_holds_the_per_image_table(tmp_path: Path, monkeypatch) -> None:
+def test_wandb_offline_run_holds_the_per_image_table_and_every_key_the_report_reads(tmp_path: Path, monkeypatch):
     """The run folder holds the offline run and its table; the table's images travel in its
-    artifact, staged under WANDB_DATA_DIR until `wandb sync`."""
+    artifact, staged under WANDB_DATA_DIR until `wandb sync`. The run logs the config keys the
+    W&B report filters and groups by, the curves and their step, the final metrics and the picture
+    (multirun_analysis.wandb_report reads them from gradinv.schema)."""
     staging = tmp_path / "wandb-data"
     monkeypatch.setenv("WANDB_DATA_DIR", str(staging))
-    run_config(["logger=wandb", "attack.optim.iterations=3", "dataset.batch_size=2"], tmp_path)
+    config, history = [], set()
+    log, hyperparams = wandb.Run.log, WandbLogger.log_hyperparams
+    monkeypatch.setattr(wandb.Run, "log", lambda run, data, *a, **k: (history.update(data), log(run, data, *a, **k))[1])
+    monkeypatch.setattr(WandbLogger, "log_hyperparams",
+                        lambda logger, params, *a: (config.extend(params), hyperparams(logger, params, *a))[1])
+    run_config(["logger=wandb", "attack.optim.iterations=3", "attack.log_psnr_every=1", "dataset.batch_size=2"],
+               tmp_path)
+    assert config == list(WANDB_CONFIG)
+    finals = {WANDB_METRICS_PREFIX + metric for metric in IMAGE_METRICS if metric != "lpips"}  # no weights offline
+    assert {*WANDB_CURVES, WANDB_STEP, WANDB_PICTURE, WANDB_TABLE, *finals} <= history
     tables = list(tmp_path.glob("wandb/offline-run-*/files/media/table/per_image_*.table.json"))
     assert len(tables) == 1
     table = json.loads(tables[0].read_text())
@@ -53,3 +69,4 @@ def test_the_logger_gets_every_steps_loss(tmp_path):
     column, step = header.index("attack/loss"), header.index("step")
     logged = [int(r.split(",")[step]) for r in rows[1:] if r.split(",")[column]]
     assert logged == list(range(12))
+

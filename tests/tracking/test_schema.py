@@ -22,7 +22,8 @@ def test_analysis_and_schema_import_no_torch() -> None:
     modules = ["gradinv.schema", "multirun_analysis", "multirun_analysis.__main__",
                "multirun_analysis.loading", "multirun_analysis.tables", "multirun_analysis.plots",
                "multirun_analysis.gallery", "multirun_analysis.report", "multirun_analysis.wandb_source",
-               "multirun_analysis.settings"]
+               "multirun_analysis.settings", "multirun_analysis.overview", "multirun_analysis.provenance",
+               "multirun_analysis.html_report", "multirun_analysis.wandb_report", "gradinv.tracking.wandb_server"]
     code = f"import sys\nfor m in {modules!r}: __import__(m)\nassert 'torch' not in sys.modules"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
