@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import torch
 
@@ -20,12 +21,21 @@ class LocalTraining:
     batch_size: int
     order: tuple[tuple[int, ...], ...] | None = None
 
-    def rows(self, step: int, total: int) -> list[int]:
-        """The rows of the private batch that local step ``step`` trains on."""
+    def rows(self, step: int, total: int, device: torch.device) -> slice | torch.Tensor:
+        """The rows of the private batch that local step ``step`` trains on: a slice in the
+        images' own order, else an index tensor made once per device, so that no step copies
+        from the host (a step replays inside a CUDA graph)."""
         per_epoch = total // self.batch_size
         epoch, start = divmod(step, per_epoch)
-        order = list(range(total)) if self.order is None else list(self.order[epoch])
-        return order[start * self.batch_size : (start + 1) * self.batch_size]
+        first = start * self.batch_size
+        if self.order is None:
+            return slice(first, first + self.batch_size)
+        return _index(self.order[epoch][first : first + self.batch_size], device)
+
+
+@lru_cache(maxsize=1024)
+def _index(rows: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    return torch.tensor(rows, device=device)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from torch.utils._pytree import tree_leaves
 from gradinv.attacks.base import ServerView
 from gradinv.data.datasets import CIFAR10
 from gradinv.data.victims import VictimBatch
+from gradinv.defenses.base import Defense
 from gradinv.dispatch_census import DispatchCensus
 from gradinv.errors import instantiate
 from gradinv.models.build import build_model
@@ -112,6 +113,23 @@ def test_a_step_is_the_same_operations_for_any_number_of_problems_and_reads_noth
         assert census.host_reads == 0, census.reads
         counts[victims] = census.operations
     assert counts[2] == counts[9]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_fedavg_step_of_mini_batches_reads_nothing(shuffle):
+    """FedAvg's simulated local steps pick their mini-batches without a copy from the host, in
+    the images' order and in a shuffled, shared order alike (a copy would break graph capture)."""
+    model = mlp(0.25)
+    client = instantiate(option("client", "fedavg"), model=model, defense=Defense(), local_steps=4,
+                         local_batch_size=1, shuffle=shuffle, share_order=True)
+    victims = [VictimBatch(torch.randn(2, *MNIST_LIKE.shape), torch.tensor([1, 3]), (0, 1)) for _ in range(2)]
+    updates = [client.share(v)[0] for v in victims]
+    assert (updates[0].local.order is not None) == shuffle
+    engine = engine_for(make_attack("dia", per_call=2), ServerView.of(model, MNIST_LIKE), updates)
+    engine.step()
+    with DispatchCensus() as census:
+        engine.step()
+    assert census.host_reads == 0, census.reads
 
 
 def test_results_are_read_from_the_engine_whatever_teardown_does_to_the_module(monkeypatch):
