@@ -7,6 +7,7 @@ than '-' and '_' dropped, spaces turned into '-', a repeated heading numbered '-
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
