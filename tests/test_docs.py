@@ -16,14 +16,14 @@ from tests.helpers import REPO_ROOT
 REPO = REPO_ROOT
 PAGES = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md"), *REPO.glob("gradinv/*/README.md")])
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")  # [text](target), images included
-FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 
 
 def anchors(page: Path) -> set[str]:
     """The #anchors GitHub gives the headings of a Markdown page."""
     seen: dict[str, int] = {}
     found = set()
-    for heading in re.findall(r"^#{1,6} +(.+?) *$", FENCE.sub("", page.read_text()), re.M):
+    for heading in re.findall(r"^#{1,6} +(.+?) *$", FENCE.sub("", page.read_text()), re.MULTILINE):
         text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link's text stays
         slug = re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
         count = seen.get(slug, 0)
