@@ -27,7 +27,7 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF) / g).glob("*.
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_opens_with_a_comment_saying_what_it_is(group, option):
-    """An option documents itself, so adding one is one YAML (and its module), no README edit."""
+    """An option documents itself, so adding one is one YAML (and its module), no docs edit."""
     first = (Path(CONF) / group / f"{option}.yaml").read_text().partition("\n")[0]
     assert first.startswith("# ") and first[2:].strip(), f"conf/{group}/{option}.yaml opens with no description"
 

@@ -23,8 +23,8 @@ from tests.helpers import CONF, option
 MODELS = sorted(p.stem for p in (Path(CONF) / "model").glob("*.yaml"))
 SPECS = {"mnist": MNIST.spec, "cifar10": CIFAR10.spec, "imagenet": ImageNet.spec}
 MAX_TOKENS = 1024  # attention over more tokens than this at 224 px is not a cell of the grid
-#: The dropout-site counts README's architecture table states, at the configured defaults.
-#: Every model's dropout sites as README's models table documents them; a new model adds its own.
+#: The dropout-site counts docs/configuration.md's models table states, at the configured defaults;
+#: a new model adds its own.
 DOCUMENTED_SITES = {
     "mlp": 3, "cnn": 1, "resnet18": 1, "vit": 17, "vit_b16": 49, "cnn6": 6, "cnn6d": 6, "fcn3": 2,
     "lenet": 3,
