@@ -7,7 +7,7 @@ so multirun_analysis) never imports torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, make_dataclass
 from typing import Any, ClassVar
 
 RESULTS_FILE = "results.json"
@@ -36,15 +36,37 @@ WANDB_CURVES = ("attack/loss", "attack/psnr")
 WANDB_STEP = "trainer/global_step"
 WANDB_PICTURE = "reconstruction"
 
-#: Per-image quality metrics; each run's ``metrics`` holds their means.
-IMAGE_METRICS = ("mse", "psnr", "ssim", "lpips")
+
+@dataclass(frozen=True)
+class ImageMetric:
+    """What the analysis knows of a per-image quality metric, kept on the metric as torchmetrics
+    keeps ``higher_is_better`` on its classes: the label of its tables and plot axes, which way
+    is better (table shading) and the decimals a table shows."""
+
+    label: str
+    higher_is_better: bool
+    digits: int = 3
+
+
+#: The per-image quality metrics, in table order; each run's ``metrics`` holds their means, each
+#: ``per_image`` row their values and W&B ``WANDB_METRICS_PREFIX + name`` their means. Adding one
+#: is an entry here and its function in ``gradinv.metrics.image_quality.PER_IMAGE``: the
+#: records, the W&B keys, the analysis tables, plots and reports follow from this dict.
+IMAGE_METRICS: dict[str, ImageMetric] = {
+    # The metric the DIA authors' code reports (src/metrics.py MSE: torch.nn.MSELoss, a mean
+    # over pixels and channels, per image or over the batch). Theirs compares normalized images
+    # (standardized by the dataset's mean and std) in batch order; ours compares pixels in [0, 1]
+    # after matching, as PSNR does (PSNR = 10 log10(1 / MSE)), so theirs is ours / std^2 (per
+    # channel; MNIST: x 10.53) when the attack returns the images in the victims' order.
+    "mse": ImageMetric("MSE", higher_is_better=False, digits=4),
+    "psnr": ImageMetric("PSNR (dB)", higher_is_better=True, digits=2),
+    "ssim": ImageMetric("SSIM", higher_is_better=True),
+    "lpips": ImageMetric("LPIPS", higher_is_better=False),
+}
 
 #: Human labels of metric (and curve) names, for tables and plot axes.
 LABELS = {
-    "mse": "MSE",
-    "psnr": "PSNR (dB)",
-    "ssim": "SSIM",
-    "lpips": "LPIPS",
+    **{name: metric.label for name, metric in IMAGE_METRICS.items()},
     "label_accuracy": "label accuracy",
     "mask_accuracy": "mask accuracy",
     "loss": "attack loss",
@@ -92,19 +114,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@dataclass
-class ImageScore(_Record):
-    """One victim image: where it came from, its label as recovered, and its quality metrics
-    (null when unavailable, e.g. LPIPS without weights)."""
-
-    victim: int
-    index: int
-    label: int
-    predicted_label: int
-    mse: float | None
-    psnr: float | None
-    ssim: float | None
-    lpips: float | None
+ImageScore = make_dataclass(
+    "ImageScore",
+    [("victim", int), ("index", int), ("label", int), ("predicted_label", int),
+     *((name, "float | None") for name in IMAGE_METRICS)],
+    bases=(_Record,),
+    namespace={"__module__": __name__, "__doc__": (
+        "One victim image: where it came from, its label as recovered, and a field per image "
+        "metric in ``IMAGE_METRICS`` order (null when unavailable, e.g. LPIPS without weights); "
+        "built from the dict so that a metric is added in one place.")},
+)
 
 
 @dataclass

@@ -85,7 +85,7 @@ def _metric():
     return LearnedPerceptualImagePatchSimilarity(net_type="alex", normalize=True, reduction="none")
 
 
-def lpips_per_image(preds: torch.Tensor, target: torch.Tensor) -> list[float] | None:
+def lpips_per_image(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
     """LPIPS of each image pair in [0, 1], or None (after one warning) when unavailable.
 
     Grayscale images are repeated to three channels; images below 32 px are upsampled
@@ -104,7 +104,7 @@ def lpips_per_image(preds: torch.Tensor, target: torch.Tensor) -> list[float] | 
     with torch.no_grad():
         values = metric(preds.cpu().float(), target.cpu().float())
     metric.reset()
-    return values.view(-1).tolist()
+    return values.view(-1)
 
 
 @lru_cache(maxsize=None)

@@ -1,4 +1,5 @@
-"""Metrics: matching, PSNR/SSIM conventions, and LPIPS only with verified weights."""
+"""Metrics: one registry of image metrics, matching, PSNR/SSIM conventions, and LPIPS only with
+verified weights."""
 
 import hashlib
 import logging
@@ -7,8 +8,13 @@ import sys
 import pytest
 import torch
 
+from torchmetrics import MeanSquaredError
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
 from gradinv.metrics import lpips as lpips_module
-from gradinv.metrics.image_quality import image_quality
+from gradinv.metrics.image_quality import PER_IMAGE, image_quality
+from gradinv.schema import IMAGE_METRICS
 
 
 @pytest.fixture
@@ -20,6 +26,19 @@ def hub(tmp_path, monkeypatch):
     yield tmp_path / "checkpoints"
     for cached in (lpips_module.unavailable_reason, lpips_module._warn_once, lpips_module.fetch_weights):
         cached.cache_clear()
+
+
+#: The torchmetrics class of each metric, whose ``higher_is_better`` the registry must agree with.
+TORCHMETRICS = {"mse": MeanSquaredError, "psnr": PeakSignalNoiseRatio, "ssim": StructuralSimilarityIndexMeasure,
+                "lpips": LearnedPerceptualImagePatchSimilarity}
+
+
+def test_each_image_metric_has_one_function_and_the_direction_torchmetrics_gives_it():
+    assert list(PER_IMAGE) == list(IMAGE_METRICS)  # same names, same order: the functions of the schema's metrics
+    missing = set(IMAGE_METRICS) - set(TORCHMETRICS)
+    assert not missing, f"name the torchmetrics class of {missing} in TORCHMETRICS"
+    assert {m: IMAGE_METRICS[m].higher_is_better for m in IMAGE_METRICS} == {
+        m: TORCHMETRICS[m].higher_is_better for m in IMAGE_METRICS}
 
 
 def test_matching_undoes_a_permutation_and_psnr_follows_its_definition(hub):

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+from gradinv.schema import IMAGE_METRICS
 from tests.helpers import REPO_ROOT
 
 QUIET = ["trainer.enable_progress_bar=false"]
@@ -25,7 +26,8 @@ def test_default_run_writes_results_picture_and_offline_wandb(tmp_path):
         "dataset": "mnist", "model": "mlp", "threat": "default", "client": "fedsgd", "defense": "none",
         "attack": "ig", "experiment": None, "dropout": 0.0, "seed": 0,
     }
-    assert set(results["metrics"]) >= {"mse", "psnr", "ssim", "lpips"}
+    assert set(results["metrics"]) >= set(IMAGE_METRICS) and set(results["per_image"][0]) >= set(IMAGE_METRICS)
+    assert all(results["metrics"][m] is not None for m in IMAGE_METRICS if m != "lpips")
     assert results["metrics"]["lpips"] is None and "lpips" in results["unavailable"]
     timing = results["timing"]
     assert timing["iterations"] == 3 and timing["optimizer_steps"] == 3

@@ -54,8 +54,8 @@ def test_failed_run_records_only_what_it_knew(tmp_path) -> None:
     assert written == {"status": "failed", "choices": {"seed": 0}, "config": {}, "error": "RuntimeError: boom"}
 
 
-def test_image_score_holds_every_image_metric() -> None:
-    assert set(IMAGE_METRICS) <= {f.name for f in fields(ImageScore)}
+def test_image_score_holds_every_image_metric_in_order() -> None:
+    assert [f.name for f in fields(ImageScore)] == ["victim", "index", "label", "predicted_label", *IMAGE_METRICS]
 
 
 @pytest.mark.parametrize("objective", sorted(OBJECTIVES))
