@@ -2,9 +2,10 @@
 
 It holds the private originals and true dropout masks; the attack module never sees them, it
 only exposes its current candidates and variables. Every ``every`` steps it logs, and keeps as
-``curve`` for results.json, the mean PSNR of the current candidates, the mean attack loss of
-that step and, when the attack learns dropout masks, their accuracy (binarized at 0.5, pooled
-over sites and problems; rows are compared in batch order, without the final matching).
+``curve`` for results.json, the mean PSNR over the current candidates' images (the function of
+the final ``psnr``), the mean attack loss of that step and, when the attack learns dropout
+masks, their accuracy (binarized at 0.5, pooled over sites and problems). Images and masks are
+compared in batch order, without the final matching.
 Each point names its Lightning fit: one for a vectorized attack, one per problem otherwise.
 """
 
@@ -12,9 +13,9 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from gradinv.data.spec import DataSpec
+from gradinv.metrics.image_quality import psnr_per_image
 from gradinv.metrics.masks import mask_accuracy, mask_agreement
 from gradinv.schema import CurvePoint
 
@@ -47,14 +48,13 @@ class ConvergenceMonitor(L.Callback):
             return
         point = CurvePoint(fit=self.fits - 1, step=batch_idx + 1, loss=loss)
         psnr = [
-            peak_signal_noise_ratio(
-                self.spec.denormalize(images).cpu(),
+            psnr_per_image(
+                self.spec.denormalize(images).detach().cpu(),
                 self.spec.denormalize(self.originals[victim]).cpu(),
-                data_range=1.0,
             )
             for victim, images in pl_module.current_images()
         ]
-        point.psnr = float(torch.stack(psnr).mean())
+        point.psnr = float(torch.cat(psnr).mean())
         pl_module.log("attack/psnr", point.psnr)
         counts = [
             mask_agreement(self.masks[victim], learned, list(range(len(self.originals[victim]))))
