@@ -17,7 +17,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from gradinv.schema import metric_label
+from gradinv.schema import IMAGE_METRICS, metric_label
 from multirun_analysis.gallery import ROWS as GALLERY_ROWS, pictured
 from multirun_analysis.loading import Collection
 from multirun_analysis.overview import budget, grid, headline
@@ -27,7 +27,6 @@ from multirun_analysis.tables import (
 )
 
 REPORT_FILE = "report.html"
-LOWER_IS_BETTER = ("lpips",)
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; color: #222; margin: 0 auto; max-width: 1280px; padding: 0 20px 40px; }
 header { border-bottom: 1px solid #ccc; padding: 10px 0 6px; }
@@ -144,7 +143,7 @@ def _shade(value: float, low: float, high: float, metric: str) -> str:
     if not (isinstance(value, float) and math.isfinite(value)) or high <= low:
         return ""
     share = (value - low) / (high - low)
-    share = 1 - share if metric in LOWER_IS_BETTER else share
+    share = share if IMAGE_METRICS[metric].higher_is_better else 1 - share
     return f" style='background: hsl({120 * share:.0f}, 55%, 88%)'"
 
 

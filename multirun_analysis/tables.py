@@ -15,9 +15,12 @@ from typing import Sequence
 
 import pandas as pd
 
+from gradinv.schema import IMAGE_METRICS
+
 ROWS = ["dataset", "model", "defense", "attack"]
-TABLE_METRICS = ("psnr", "ssim", "lpips")
-DIGITS = {"psnr": 2}
+#: A table (and plot) per image metric, and the decimals of its cells.
+TABLE_METRICS = tuple(IMAGE_METRICS)
+DIGITS = {name: metric.digits for name, metric in IMAGE_METRICS.items()}
 MISSING = "–"
 STATS = ("mean", "std", "n", "total")
 

@@ -1,9 +1,10 @@
 """A sweep's W&B report, built with wandb-workspaces (``wandb_workspaces.reports.v2``).
 
-For the W&B groups of the sweep's runs it holds, per dataset x model, bars of the final PSNR,
-SSIM and LPIPS for each attack x p (x defense, where defenses differ; mean ± std over the runs of
-a bar) and the attack's loss and PSNR against the step; a parallel-coordinates panel of every
-run (attack, model, dataset, p, defense -> PSNR, SSIM) beside a run comparer; the
+For the W&B groups of the sweep's runs it holds, per dataset x model, bars of each final image
+metric (``gradinv.schema.IMAGE_METRICS``) for each attack x p (x defense, where defenses differ;
+mean ± std over the runs of a bar) and the attack's loss and PSNR against the step; a
+parallel-coordinates panel of every run (attack, model, dataset, p, defense -> the image
+metrics) beside a run comparer; the
 reconstructions and the per-image table. Runs are filtered and grouped by the config keys that
 gradinv logs (``gradinv.schema.WANDB_CONFIG``), panels read only the keys it logs.
 
@@ -111,8 +112,7 @@ def build_report(collection: Collection, where: Target, title: str, launches: Se
         ]
         blocks += [wr.H3(name), wr.PanelGrid(runsets=[_runset(where, name, setting, bars)], panels=panels)]
     columns = [wr.ParallelCoordinatesPlotColumn(wr.Config(key)) for key in COLUMNS]
-    columns += [wr.ParallelCoordinatesPlotColumn(wr.SummaryMetric(WANDB_METRICS_PREFIX + m))
-                for m in ("psnr", "ssim") if m in metrics]
+    columns += [wr.ParallelCoordinatesPlotColumn(wr.SummaryMetric(WANDB_METRICS_PREFIX + m)) for m in metrics]
     blocks += [
         wr.H2("Every run"),
         wr.PanelGrid(runsets=[_runset(where, "every run")], panels=[

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from matplotlib import pyplot as plt
 
+from gradinv.schema import IMAGE_METRICS
 from multirun_analysis.__main__ import main as analyse
 from multirun_analysis.overview import duration
 from tests.analysis.browser import find_browser, open_page
@@ -76,6 +77,13 @@ def test_report_html_holds_the_whole_sweep_in_one_self_contained_page(real_sweep
         assert len(cells) == 2 and all(cell in glance for cell in cells)
     table = section(page, "table-psnr")
     assert all(f"{r['metrics']['psnr']:.2f}<small>n=1</small>" in table for r in ok.values())
+    for metric, about in IMAGE_METRICS.items():  # a table of each, its best value greenest
+        values = [r["metrics"][metric] for r in ok.values()]
+        if metric == "lpips":  # no weights offline: no values, no table
+            assert values == [None] * 4 and "id=table-lpips" not in page
+            continue
+        best = (max if about.higher_is_better else min)(values)
+        assert f"hsl(120, 55%, 88%)'>{best:.{about.digits}f}<small>" in section(page, f"table-{metric}")
     gallery = section(page, "galleries")
     assert all(f"PSNR per image (dB): {r['per_image'][0]['psnr']:.1f}" in gallery for r in ok.values())
     failed = section(page, "failed")

@@ -14,6 +14,7 @@ from matplotlib import pyplot as plt
 from omegaconf import OmegaConf, open_dict
 
 from gradinv.experiment import choices
+from gradinv.schema import IMAGE_METRICS
 from multirun_analysis import plots
 from multirun_analysis.__main__ import main as analyse
 from multirun_analysis.loading import from_records, read_folders
@@ -98,13 +99,15 @@ def test_cli_writes_csvs_tables_plots_and_gallery(sweep: Path, tmp_path: Path, c
     assert analyse([str(sweep), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "4 of 7 runs ok, 3 left out" in printed and "RuntimeError: boom" in printed
-    expected = {"runs.csv", "images.csv", "summary.csv", "plot_psnr.png", "plot_ssim.png",
-                "plot_lpips.png", "gallery_mnist.png", "curves.csv", "curve_psnr.png",
+    expected = {"runs.csv", "images.csv", "summary.csv", "gallery_mnist.png", "curves.csv", "curve_psnr.png",
                 "curve_mask_accuracy.png", "curve_loss.png", "report.html"}
-    expected |= {f"table_{m}.{s}" for m in ("psnr", "ssim", "lpips") for s in ("md", "tex", "csv")}
+    # a table and a plot of every image metric, one added later too
+    expected |= {f"table_{m}.{s}" for m in IMAGE_METRICS for s in ("md", "tex", "csv")}
+    expected |= {f"plot_{m}.png" for m in IMAGE_METRICS}
     assert {p.name for p in out.iterdir()} == expected
     assert "| mnist | mlp | none | ig | 12.00 ± 2.00 | 20.00 |" in (out / "table_psnr.md").read_text()
     assert r"12.00 $\pm$ 2.00 & 20.00 \\" in (out / "table_psnr.tex").read_text()
+    assert "| mnist | mlp | none | ig | 0.0100 ± 0.0000 | 0.0100 |" in (out / "table_mse.md").read_text()
     numeric = pd.read_csv(out / "table_psnr.csv")
     assert numeric.loc[numeric["attack"] == "ig", "p=0 std"].item() == 2.0
     assert pd.read_csv(out / "images.csv").shape[0] == 5

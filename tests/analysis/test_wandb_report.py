@@ -16,7 +16,7 @@ import wandb_workspaces.reports.v2 as wr
 from wandb_workspaces.reports.v2 import interface
 
 from gradinv.defenses.dpsgd import DPSGD
-from gradinv.schema import WANDB_PRIVACY
+from gradinv.schema import IMAGE_METRICS, WANDB_METRICS_PREFIX, WANDB_PRIVACY
 from multirun_analysis import wandb_report
 from multirun_analysis.__main__ import main as analyse
 from multirun_analysis.wandb_report import WANDB_NAMES, from_spec, to_spec
@@ -61,16 +61,17 @@ def test_the_report_shows_the_sweeps_group_by_the_keys_its_runs_logged(
     group = f"Metric('Group') in [{real_sweep.group!r}] and Metric('State') == 'finished'"
     assert [(r.filters, r.groupby) for r in cell.runsets] == [
         (f"{group} and Config('dataset') == 'mnist' and Config('model') == 'mlp'", ["config.attack", "config.dropout"])]
+    finals = [WANDB_METRICS_PREFIX + m for m in IMAGE_METRICS if m != "lpips"]  # no LPIPS offline: no bar
+    assert finals[:3] == ["final/mse", "final/psnr", "final/ssim"]
     assert [(type(p).__name__, getattr(p, "metrics", None) or p.y) for p in cell.panels] == [
-        ("BarPlot", ["final/psnr"]), ("BarPlot", ["final/ssim"]),  # no LPIPS offline: no bar
-        ("LinePlot", ["attack/loss"]), ("LinePlot", ["attack/psnr"])]
-    assert all(p.x == "trainer/global_step" for p in cell.panels[2:])
+        *(("BarPlot", [final]) for final in finals), ("LinePlot", ["attack/loss"]), ("LinePlot", ["attack/psnr"])]
+    assert all(p.x == "trainer/global_step" for p in cell.panels[len(finals):])
     assert {(p.groupby_aggfunc, p.groupby_rangefunc) for p in cell.panels} == {("mean", "stddev")}
     assert [(r.filters, r.groupby) for r in (*every.runsets, *pictures.runsets)] == [(group, [])] * 2
     coordinates, comparer = every.panels
     assert [c.metric for c in coordinates.columns] == [
         *map(wr.Config, ["attack", "model", "dataset", "dropout", "defense"]),
-        wr.SummaryMetric("final/psnr"), wr.SummaryMetric("final/ssim")]
+        *map(wr.SummaryMetric, finals)]
     assert isinstance(comparer, wr.RunComparer)
     media, table = pictures.panels
     assert (media.media_keys, table.table_name) == (["reconstruction"], "per_image")
