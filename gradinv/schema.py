@@ -53,8 +53,9 @@ class ImageMetric:
 #: is an entry here and its function in ``gradinv.metrics.image_quality.PER_IMAGE``: the
 #: records, the W&B keys, the analysis tables, plots and reports follow from this dict.
 IMAGE_METRICS: dict[str, ImageMetric] = {
-    # The metric the DIA authors' code reports (src/metrics.py MSE: torch.nn.MSELoss, a mean
-    # over pixels and channels, per image or over the batch). Theirs compares normalized images
+    # The metric the DIA authors' code reports (dAI-SY-Group/DropoutInversionAttack, src/metrics.py:
+    # torch.nn.MSELoss, a mean over pixels and channels, per image or over the batch; their
+    # rate_reconstruction_quality reports the batch's). Theirs compares normalized images
     # (standardized by the dataset's mean and std) in batch order; ours compares pixels in [0, 1]
     # after matching, as PSNR does (PSNR = 10 log10(1 / MSE)), so theirs is ours / std^2 (per
     # channel; MNIST: x 10.53) when the attack returns the images in the victims' order.
