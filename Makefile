@@ -3,9 +3,11 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 ARGS    ?=
+# test workers: one per core (each runs torch on one thread), at most 4 so that memory holds
+WORKERS ?= auto
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test bench gpu-check table-labels table-dia table-rgap table-ppp table-fedavg table-dp
+.PHONY: help setup run test lint bench gpu-check table-labels table-dia table-rgap table-ppp table-fedavg table-dp
 
 help: ## List the targets, one line each
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort | expand -t 18
@@ -21,8 +23,12 @@ setup: $(STAMP) ## Create .venv and install gradinv with its test tools
 run: $(STAMP) ## Run the default experiment (IG on the MNIST MLP, offline); extra overrides in ARGS="..."
 	$(PYTHON) gradinv/main.py $(ARGS)
 
-test: $(STAMP) ## Run the test suite
-	$(PYTHON) -m pytest $(ARGS)
+test: $(STAMP) ## Run the test suite, one worker per core (WORKERS=0: in this process)
+	$(PYTHON) -m pytest -n $(WORKERS) --maxprocesses 4 $(ARGS)
+
+lint: $(STAMP) ## Lint and check the formatting with ruff (pyproject.toml's settings)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP) ## Time attacks (1 vs 8 vs 32 stepped together, one by one, floors, kernels per step; medians of 3), the DIA authors' ViT cell included; writes bench.json
 	$(PYTHON) -m gradinv.bench --repeats 3 $(ARGS)
