@@ -55,13 +55,22 @@ SAMPLE_IMAGES = 128  # the shipped samples: larger counts are victims x restarts
 def _config(cell: dict[str, Any], *overrides: str) -> DictConfig:
     """The run config of a cell, composed by Hydra exactly as ``gradinv/main.py`` would."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("config", overrides=[
-            f"model={cell['model']}", f"dataset={cell['dataset']}", f"attack={cell['attack']}",
-            f"model.dropout={cell['dropout']}", f"trainer.accelerator={cell['accelerator']}",
-            "logger=none", "attack.log_psnr_every=0", "dataset.batch_size=1",
-            f"attack.per_call={cell.get('per_call') or 'null'}",
-            f"attack.cuda_graph={cell.get('cuda_graph', 'auto')}", *overrides,
-        ])
+        return compose(
+            "config",
+            overrides=[
+                f"model={cell['model']}",
+                f"dataset={cell['dataset']}",
+                f"attack={cell['attack']}",
+                f"model.dropout={cell['dropout']}",
+                f"trainer.accelerator={cell['accelerator']}",
+                "logger=none",
+                "attack.log_psnr_every=0",
+                "dataset.batch_size=1",
+                f"attack.per_call={cell.get('per_call') or 'null'}",
+                f"attack.cuda_graph={cell.get('cuda_graph', 'auto')}",
+                *overrides,
+            ],
+        )
 
 
 def _setting(cfg: DictConfig, device: torch.device):
@@ -89,14 +98,19 @@ def attack_seconds(cell: dict[str, Any], problems: int, vectorize: bool, iterati
     """Wall time of ``problems`` one-image attacks of ``iterations`` steps through the framework
     (the configured Trainer with its progress bar, and a CSV logger receiving every step)."""
     cfg = _config(
-        cell, *_problems(problems), f"attack.optim.iterations={iterations}", f"attack.vectorize={vectorize}",
+        cell,
+        *_problems(problems),
+        f"attack.optim.iterations={iterations}",
+        f"attack.vectorize={vectorize}",
     )
     server, updates = _setting(cfg, cell["device"])
     attack = instantiate(cfg.attack)
     with tempfile.TemporaryDirectory() as log_dir:
 
         def make_trainer(callbacks: list[L.Callback]) -> L.Trainer:
-            return instantiate(cfg.trainer, logger=CSVLogger(log_dir), callbacks=callbacks, max_epochs=1)
+            return instantiate(
+                cfg.trainer, logger=CSVLogger(log_dir), callbacks=callbacks, max_epochs=1
+            )
 
         _synchronize(cell["device"])
         started = time.perf_counter()
@@ -110,7 +124,11 @@ def _engine(cell: dict[str, Any], count: int) -> InversionEngine:
     cfg = _config(cell, *_problems(count))
     server, updates = _setting(cfg, cell["device"])
     attack = instantiate(cfg.attack)
-    problems = [attack.problem(server, v, r, u, 0) for v, u in enumerate(updates) for r in range(attack.restarts)]
+    problems = [
+        attack.problem(server, v, r, u, 0)
+        for v, u in enumerate(updates)
+        for r in range(attack.restarts)
+    ]
     return InversionEngine(attack, server, problems, cell["device"])
 
 
@@ -135,8 +153,12 @@ def step_census(cell: dict[str, Any], count: int) -> dict[str, Any]:
         engine.step()
     with DispatchCensus() as census:
         engine.step()
-    return {"kernels": census.kernels, "operations": census.operations, "host_reads": census.host_reads,
-            "path": engine.batching}
+    return {
+        "kernels": census.kernels,
+        "operations": census.operations,
+        "host_reads": census.host_reads,
+        "path": engine.batching,
+    }
 
 
 def flop_floor(cell: dict[str, Any], matrix_flops_per_s: float) -> dict[str, float]:
@@ -146,7 +168,10 @@ def flop_floor(cell: dict[str, Any], matrix_flops_per_s: float) -> dict[str, flo
     with FlopCounterMode(display=False) as flops:
         engine.step()
     total = flops.get_total_flops()
-    return {"gflop_per_problem_step": total / 1e9, "flop_floor_s_per_problem_step": total / matrix_flops_per_s}
+    return {
+        "gflop_per_problem_step": total / 1e9,
+        "flop_floor_s_per_problem_step": total / matrix_flops_per_s,
+    }
 
 
 def matrix_rate(device: torch.device, size: int = 4096) -> float:
@@ -211,7 +236,9 @@ def plain_loop_seconds(cell: dict[str, Any], iterations: int, graphed: bool = Fa
     return (time.perf_counter() - started) / iterations
 
 
-def measure_cell(cell: dict[str, Any], iterations: int, counts: list[int], one_by_one: int) -> dict[str, float]:
+def measure_cell(
+    cell: dict[str, Any], iterations: int, counts: list[int], one_by_one: int
+) -> dict[str, float]:
     """One measurement of a row's timed columns; every count runs ``iterations`` steps."""
     row = {"plain_loop_s_per_it": plain_loop_seconds(cell, iterations)}
     if cell["device"].type == "cuda":
@@ -229,8 +256,14 @@ def measure_cell(cell: dict[str, Any], iterations: int, counts: list[int], one_b
     return row
 
 
-def bench_cell(cell: dict[str, Any], iterations: int, counts: list[int], one_by_one: int,
-               repeats: int = 1, rate: float | None = None) -> dict[str, Any]:
+def bench_cell(
+    cell: dict[str, Any],
+    iterations: int,
+    counts: list[int],
+    one_by_one: int,
+    repeats: int = 1,
+    rate: float | None = None,
+) -> dict[str, Any]:
     """One table row: each timed column the median of ``repeats`` measurements (after a warm-up),
     the step census for 1 and ``max(counts)`` attacks, and the FLOP floor at ``rate``."""
     attack_seconds(cell, 1, True, 2)
@@ -249,14 +282,24 @@ def markdown(rows: list[dict[str, Any]], counts: list[int], one_by_one: int) -> 
     """The speed table and the census table as Markdown, as docs/speed.md shows them."""
     most = max(counts)
     heads = ["model", "dataset", "attack", "p", "s/it, 1 attack", "s/it, plain loop"]
-    heads += ["s/it, plain loop graphed"] if any("plain_loop_graphed_s_per_it" in r for r in rows) else []
+    heads += (
+        ["s/it, plain loop graphed"]
+        if any("plain_loop_graphed_s_per_it" in r for r in rows)
+        else []
+    )
     heads += [f"it/s x{c}" for c in counts]
     if one_by_one:
         heads += [f"it/s x{one_by_one} one by one", f"x{one_by_one} speed-up"]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for r in rows:
-        cells = [r["model"], r["dataset"], r["attack"], str(r["dropout"]),
-                 f"{r['one_attack_s_per_it']:.4f}", f"{r['plain_loop_s_per_it']:.4f}"]
+        cells = [
+            r["model"],
+            r["dataset"],
+            r["attack"],
+            str(r["dropout"]),
+            f"{r['one_attack_s_per_it']:.4f}",
+            f"{r['plain_loop_s_per_it']:.4f}",
+        ]
         if "s/it, plain loop graphed" in heads:
             cells.append(f"{r.get('plain_loop_graphed_s_per_it', float('nan')):.4f}")
         cells += [f"{r[f'vectorized_{c}_it_per_s']:.1f}" for c in counts]
@@ -265,14 +308,23 @@ def markdown(rows: list[dict[str, Any]], counts: list[int], one_by_one: int) -> 
             together = r.get(f"vectorized_{one_by_one}_it_per_s")
             cells += [f"{alone:.1f}", f"{together / alone:.1f}x" if together else "-"]
         lines.append("| " + " | ".join(cells) + " |")
-    steps = ["", "| model | attack | " + " | ".join(f"ms per step x{c}" for c in counts) + " |",
-             "|" + "---|" * (2 + len(counts))]
+    steps = [
+        "",
+        "| model | attack | " + " | ".join(f"ms per step x{c}" for c in counts) + " |",
+        "|" + "---|" * (2 + len(counts)),
+    ]
     for r in rows:
-        steps.append(f"| {r['model']} | {r['attack']} | "
-                     + " | ".join(f"{1000 * r[f'step_{c}_s']:.2f}" for c in counts) + " |")
-    census = ["", f"| model | attack | path x1 / x{most} | kernels per step x1 | kernels per step x{most} "
-                  f"| host reads per step x{most} | GFLOP per problem-step | FLOP floor s per problem-step |",
-              "|" + "---|" * 8]
+        steps.append(
+            f"| {r['model']} | {r['attack']} | "
+            + " | ".join(f"{1000 * r[f'step_{c}_s']:.2f}" for c in counts)
+            + " |"
+        )
+    census = [
+        "",
+        f"| model | attack | path x1 / x{most} | kernels per step x1 | kernels per step x{most} "
+        f"| host reads per step x{most} | GFLOP per problem-step | FLOP floor s per problem-step |",
+        "|" + "---|" * 8,
+    ]
     for r in rows:
         small, large = (r.get(f"census_{n}_kernels") for n in (1, most))
         census.append(
@@ -288,7 +340,9 @@ def _cell(spec: str, attack: str, parser: argparse.ArgumentParser) -> tuple[str,
     """'model:dataset:iterations[:attack]' with known options and a positive count."""
     parts = spec.split(":")
     if len(parts) not in (3, 4) or not parts[2].isdigit() or int(parts[2]) < 1:
-        parser.error(f"--cells takes model:dataset:iterations[:attack] with a positive count, got '{spec}'")
+        parser.error(
+            f"--cells takes model:dataset:iterations[:attack] with a positive count, got '{spec}'"
+        )
     model, dataset, iterations, attack = (*parts, attack) if len(parts) == 3 else parts
     for group, name in (("model", model), ("dataset", dataset), ("attack", attack)):
         if not (CONFIG_DIR / group / f"{name}.yaml").is_file():
@@ -303,7 +357,11 @@ def _counts(text: str, parser: argparse.ArgumentParser) -> list[int]:
         counts = [int(c) for c in text.split(",")]
     except ValueError:
         counts = []
-    if not counts or min(counts) < 1 or any(c > SAMPLE_IMAGES and c % SAMPLE_IMAGES for c in counts):
+    if (
+        not counts
+        or min(counts) < 1
+        or any(c > SAMPLE_IMAGES and c % SAMPLE_IMAGES for c in counts)
+    ):
         parser.error(
             f"--counts takes positive counts, comma-separated, each at most {SAMPLE_IMAGES} or a "
             f"multiple of it (victims x restarts), got '{text}'"
@@ -313,19 +371,37 @@ def _counts(text: str, parser: argparse.ArgumentParser) -> list[int]:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", default=DEFAULT_CELLS,
-                        help="model:dataset:iterations[:attack], comma-separated")
-    parser.add_argument("--attack", default="ig", help="the conf/attack option of cells that name none")
-    parser.add_argument("--counts", default=DEFAULT_COUNTS,
-                        help="attacks stepped together, comma-separated (beyond 128: victims x restarts)")
-    parser.add_argument("--one-by-one", type=int, default=32, help="attacks run one fit each (0: none)")
-    parser.add_argument("--repeats", type=int, default=1, help="measurements per cell; columns are medians")
+    parser.add_argument(
+        "--cells", default=DEFAULT_CELLS, help="model:dataset:iterations[:attack], comma-separated"
+    )
+    parser.add_argument(
+        "--attack", default="ig", help="the conf/attack option of cells that name none"
+    )
+    parser.add_argument(
+        "--counts",
+        default=DEFAULT_COUNTS,
+        help="attacks stepped together, comma-separated (beyond 128: victims x restarts)",
+    )
+    parser.add_argument(
+        "--one-by-one", type=int, default=32, help="attacks run one fit each (0: none)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="measurements per cell; columns are medians"
+    )
     parser.add_argument("--dropout", type=float, default=0.25, help="model.dropout of every cell")
     parser.add_argument("--accelerator", default="cpu", help="cpu | gpu | auto")
-    parser.add_argument("--per-call", type=int, default=None,
-                        help="attack.per_call of the vectorized runs (default: automatic)")
-    parser.add_argument("--cuda-graph", default="auto", choices=("auto", "false"),
-                        help="attack.cuda_graph of the timed runs")
+    parser.add_argument(
+        "--per-call",
+        type=int,
+        default=None,
+        help="attack.per_call of the vectorized runs (default: automatic)",
+    )
+    parser.add_argument(
+        "--cuda-graph",
+        default="auto",
+        choices=("auto", "false"),
+        help="attack.cuda_graph of the timed runs",
+    )
     parser.add_argument("--out", default="bench.json", help="JSON file for the rows")
     args = parser.parse_args(argv)
     cells = [_cell(spec, args.attack, parser) for spec in args.cells.split(",")]
@@ -346,8 +422,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows = []
     for model, dataset, iterations, attack in cells:
         cell = dict(
-            model=model, dataset=dataset, attack=attack, dropout=args.dropout, device=device,
-            accelerator=args.accelerator, per_call=args.per_call, cuda_graph=args.cuda_graph,
+            model=model,
+            dataset=dataset,
+            attack=attack,
+            dropout=args.dropout,
+            device=device,
+            accelerator=args.accelerator,
+            per_call=args.per_call,
+            cuda_graph=args.cuda_graph,
         )
         rows.append(bench_cell(cell, iterations, counts, args.one_by_one, args.repeats, rate))
         print(json.dumps(rows[-1]), flush=True)

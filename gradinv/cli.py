@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import hydra
 from hydra.core.hydra_config import HydraConfig

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from hydra.errors import MissingConfigException
 from omegaconf import OmegaConf
@@ -77,11 +78,15 @@ def composition_message(error: Exception) -> str:
         group, _, option = error.missing_cfg_file.rpartition("/")
         return f"{group} has no option {option!r}{choice(option, error.options)}"
     cause = error.__cause__
-    unknown_key = isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.key is not None
+    unknown_key = (
+        isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and cause.key is not None
+    )
     if unknown_key and cause.parent_node is not None:
         key, parent = str(cause.key), str(cause.full_key).rpartition(".")[0]
         if not parent:
-            return no_top_level(key, {*(str(k) for k in cause.parent_node if k != HYDRA), *groups()})
+            return no_top_level(
+                key, {*(str(k) for k in cause.parent_node if k != HYDRA), *groups()}
+            )
         fields = [str(k) for k in cause.parent_node.keys() if k != "_target_"]
         return f"{parent} has no field {key!r}{choice(key, fields, f'{parent}.')}"
     missing = _NOT_IN_DEFAULTS.search(str(error))

@@ -22,7 +22,11 @@ def run_device(accelerator: str) -> torch.device:
     """The device of ``trainer.accelerator``; one sentence when that accelerator is absent."""
     try:
         device = L.Fabric(accelerator=accelerator, devices=1).device
-    except (RuntimeError, ValueError, ImportError) as error:  # Lightning's MisconfigurationException is one
+    except (
+        RuntimeError,
+        ValueError,
+        ImportError,
+    ) as error:  # Lightning's MisconfigurationException is one
         raise ConfigError(
             f"trainer.accelerator={accelerator} is not available here ({error}); use "
             "trainer.accelerator=cpu, or auto, which takes a GPU when there is one and the CPU otherwise."

@@ -18,8 +18,16 @@ from torch.utils._python_dispatch import TorchDispatchMode
 aten = torch.ops.aten
 #: Operations whose result needs the tensor's values on the host.
 HOST_READS = {
-    aten._local_scalar_dense, aten.is_nonzero, aten.equal, aten.nonzero, aten.masked_select,
-    aten.allclose, aten.lift_fresh, aten.lift_fresh_copy, aten._unique2, aten.unique_consecutive,
+    aten._local_scalar_dense,
+    aten.is_nonzero,
+    aten.equal,
+    aten.nonzero,
+    aten.masked_select,
+    aten.allclose,
+    aten.lift_fresh,
+    aten.lift_fresh_copy,
+    aten._unique2,
+    aten.unique_consecutive,
 }
 
 

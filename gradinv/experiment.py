@@ -11,7 +11,6 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
-
 from torch import nn
 
 from gradinv.attacks.base import Attack, AttackRuntime, ServerView
@@ -25,8 +24,17 @@ from gradinv.federated.client import FederatedClient
 from gradinv.metrics.lpips import fetch_weights
 from gradinv.metrics.monitor import ConvergenceMonitor
 from gradinv.models.build import build_model
-from gradinv.schema import GROUPS, OK, PICTURE_FILE, RunRecord, Timing
-from gradinv.schema import WANDB_METRICS_PREFIX, WANDB_PICTURE, WANDB_PRIVACY, WANDB_TIMING_PREFIX
+from gradinv.schema import (
+    GROUPS,
+    OK,
+    PICTURE_FILE,
+    WANDB_METRICS_PREFIX,
+    WANDB_PICTURE,
+    WANDB_PRIVACY,
+    WANDB_TIMING_PREFIX,
+    RunRecord,
+    Timing,
+)
 from gradinv.tracking.console import set_verbosity
 from gradinv.tracking.images import reconstruction_grid, save_reconstruction
 from gradinv.tracking.progress import AttackProgressBar
@@ -125,7 +133,9 @@ def check_trainer(trainer: DictConfig, attacks: bool) -> None:
         )
 
 
-def check_compatible(cell: dict[str, Any], attack: Attack, defense: Defense, client: FederatedClient) -> None:
+def check_compatible(
+    cell: dict[str, Any], attack: Attack, defense: Defense, client: FederatedClient
+) -> None:
     """Stop on an attack that cannot invert what this defense and client share: a closed-form
     attack (``needs_exact_update``) inverts one exact gradient, neither a perturbed update nor
     FedAvg's local steps."""
@@ -151,21 +161,29 @@ def _execute(cfg: DictConfig, cell: dict[str, Any], results: ResultsFile) -> dic
     victims = dataset.victims(cfg.seed)
     device = run_device(cfg.trainer.accelerator)
     client = client.to(device)
-    server = ServerView.of(model, spec, client.batch_statistics, defense.skippable_parameters(model))
+    server = ServerView.of(
+        model, spec, client.batch_statistics, defense.skippable_parameters(model)
+    )
     updates, records = zip(*(client.share(victim) for victim in victims))
     privacy = client.privacy(updates[0].batch_size)
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else None
     if logger is not None:
         settings = {**cell, "iterations": budget(cfg)}
-        logger.log_hyperparams(settings if privacy is None else {**settings, WANDB_PRIVACY: privacy})
+        logger.log_hyperparams(
+            settings if privacy is None else {**settings, WANDB_PRIVACY: privacy}
+        )
 
     def make_trainer(callbacks: list[L.Callback]) -> L.Trainer:
         bar = [AttackProgressBar()] if cfg.trainer.get("enable_progress_bar", True) else []
-        return instantiate(cfg.trainer, logger=logger or False, callbacks=[*callbacks, *bar], max_epochs=1)
+        return instantiate(
+            cfg.trainer, logger=logger or False, callbacks=[*callbacks, *bar], max_epochs=1
+        )
 
     monitor = ConvergenceMonitor(
-        [r.images for r in records], [r.masks for r in records], spec,
+        [r.images for r in records],
+        [r.masks for r in records],
+        spec,
         int(cfg.attack.get("log_psnr_every", 0)),
     )
     runtime = AttackRuntime(seed=int(cfg.seed), make_trainer=make_trainer, monitors=[monitor])
@@ -177,8 +195,12 @@ def _execute(cfg: DictConfig, cell: dict[str, Any], results: ResultsFile) -> dic
         fetch_weights(verbose=bool(cfg.get("verbose", False)))
     scores = evaluate(records, reconstructions, spec, attack.gradient_metric)
     save_reconstruction(
-        scores.originals, scores.reconstructions, run_dir() / PICTURE_FILE,
-        scores.per_image, title=cell_title(cell), labels_known=client.share_labels,
+        scores.originals,
+        scores.reconstructions,
+        run_dir() / PICTURE_FILE,
+        scores.per_image,
+        title=cell_title(cell),
+        labels_known=client.share_labels,
     )
     steps = sum(rec.iterations for rec in reconstructions)
     timing = Timing(
@@ -191,15 +213,24 @@ def _execute(cfg: DictConfig, cell: dict[str, Any], results: ResultsFile) -> dic
     if logger is not None:
         _log_final(logger, scores, timing)
     results.write(
-        status=OK, knowledge={**attack.knowledge(), **client.knowledge()}, privacy=privacy,
-        attack_report=attack.report(), metrics=scores.metrics, unavailable=scores.unavailable,
-        per_image=scores.per_image, timing=timing, curve=monitor.curve, picture=PICTURE_FILE,
+        status=OK,
+        knowledge={**attack.knowledge(), **client.knowledge()},
+        privacy=privacy,
+        attack_report=attack.report(),
+        metrics=scores.metrics,
+        unavailable=scores.unavailable,
+        per_image=scores.per_image,
+        timing=timing,
+        curve=monitor.curve,
+        picture=PICTURE_FILE,
         device=str(device),
     )
     log.info(
         "PSNR %s dB, SSIM %s, LPIPS %s in %.1f s",
-        _fmt(scores.metrics["psnr"]), _fmt(scores.metrics["ssim"]),
-        _fmt(scores.metrics["lpips"]), timing.total_seconds,
+        _fmt(scores.metrics["psnr"]),
+        _fmt(scores.metrics["ssim"]),
+        _fmt(scores.metrics["lpips"]),
+        timing.total_seconds,
     )
     return results.record.to_dict()
 
@@ -219,7 +250,9 @@ def cell_title(cell: dict[str, Any]) -> str:
 
 def _log_final(logger, scores: Scores, timing: Timing) -> None:
     final = {f"{WANDB_METRICS_PREFIX}{k}": v for k, v in scores.metrics.items() if v is not None}
-    final.update({f"{WANDB_TIMING_PREFIX}{k}": v for k, v in timing.to_dict().items() if v is not None})
+    final.update(
+        {f"{WANDB_TIMING_PREFIX}{k}": v for k, v in timing.to_dict().items() if v is not None}
+    )
     logger.log_metrics(final)
     if hasattr(logger, "log_image"):
         grid = reconstruction_grid(scores.originals, scores.reconstructions)

@@ -27,10 +27,17 @@ def accuracies(
 ) -> dict[str, float | None]:
     """Mean multiset label accuracy over the seed's victims, per method (None: not applicable)."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[
-            f"dataset={dataset}", f"model={model}", f"seed={seed}", "logger=none",
-            f"dataset.batch_size={batch_size}", f"dataset.num_victims={victims}",
-        ])
+        cfg = compose(
+            "config",
+            overrides=[
+                f"dataset={dataset}",
+                f"model={model}",
+                f"seed={seed}",
+                "logger=none",
+                f"dataset.batch_size={batch_size}",
+                f"dataset.num_victims={victims}",
+            ],
+        )
     data = instantiate(cfg.dataset)
     net = build_model(cfg.model, data.spec, seed)
     client = instantiate(cfg.client, model=net, defense=NoDefense())

@@ -11,9 +11,9 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from gradinv.attacks.rank import format_table
-from gradinv.cli import entry_point
 from gradinv.attacks.rgap import invert
 from gradinv.attacks.rgap_chain import read_chain
+from gradinv.cli import entry_point
 from gradinv.defenses.base import NoDefense
 from gradinv.errors import instantiate
 from gradinv.federated.client import FederatedClient

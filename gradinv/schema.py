@@ -117,13 +117,22 @@ def _plain(value: Any) -> Any:
 
 ImageScore = make_dataclass(
     "ImageScore",
-    [("victim", int), ("index", int), ("label", int), ("predicted_label", int),
-     *((name, "float | None") for name in IMAGE_METRICS)],
+    [
+        ("victim", int),
+        ("index", int),
+        ("label", int),
+        ("predicted_label", int),
+        *((name, "float | None") for name in IMAGE_METRICS),
+    ],
     bases=(_Record,),
-    namespace={"__module__": __name__, "__doc__": (
-        "One victim image: where it came from, its label as recovered, and a field per image "
-        "metric in ``IMAGE_METRICS`` order (null when unavailable, e.g. LPIPS without weights); "
-        "built from the dict so that a metric is added in one place.")},
+    namespace={
+        "__module__": __name__,
+        "__doc__": (
+            "One victim image: where it came from, its label as recovered, and a field per image "
+            "metric in ``IMAGE_METRICS`` order (null when unavailable, e.g. LPIPS without weights); "
+            "built from the dict so that a metric is added in one place."
+        ),
+    },
 )
 
 
@@ -185,7 +194,7 @@ class RunRecord(Record):
     device: str | None = None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunRecord":
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
         record = super().from_dict(data)
         if record.per_image is not None:
             record.per_image = [ImageScore.from_dict(row) for row in record.per_image]

@@ -24,7 +24,9 @@ from gradinv.config_names import choice
 from gradinv.errors import ConfigError
 
 
-def check_fields(group: str, cfg: DictConfig | Mapping[str, Any], handled: tuple[str, ...] = ()) -> None:
+def check_fields(
+    group: str, cfg: DictConfig | Mapping[str, Any], handled: tuple[str, ...] = ()
+) -> None:
     """Raise a ConfigError for the first field of ``cfg`` its target does not take (``handled``
     ones are read before the target is built) or whose value its target's hint rejects."""
     fields = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
@@ -144,8 +146,14 @@ def describe(hint: Any) -> str:
     if origin in (list, tuple, Sequence):
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
         return f"a list of {_plural(args[0])}" if args else "a list"
-    return {type(None): "null", bool: "true or false", int: "an integer", float: "a number",
-            str: "a string", dict: "a mapping"}.get(hint, getattr(hint, "__name__", str(hint)))
+    return {
+        type(None): "null",
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        dict: "a mapping",
+    }.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def _plural(hint: Any) -> str:

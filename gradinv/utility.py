@@ -109,7 +109,9 @@ def _execute(cfg: DictConfig, cell: dict[str, Any], results: ResultsFile) -> dic
 
     def loader(images: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(
-            Normalized(images, spec), batch_size=cfg.train.batch_size, shuffle=shuffle,
+            Normalized(images, spec),
+            batch_size=cfg.train.batch_size,
+            shuffle=shuffle,
             num_workers=cfg.train.num_workers,
         )
 
@@ -126,7 +128,10 @@ def _execute(cfg: DictConfig, cell: dict[str, Any], results: ResultsFile) -> dic
     if logger is not None:
         logger.finalize("success")
     results.write(
-        status=OK, metrics={"test_accuracy": accuracy}, split=split, weights=WEIGHTS,
+        status=OK,
+        metrics={"test_accuracy": accuracy},
+        split=split,
+        weights=WEIGHTS,
         timing={"total_seconds": time.perf_counter() - started, "train_seconds": train_seconds},
     )
     log.info("test accuracy %.3f (%s); weights in %s", accuracy, split, run_dir() / WEIGHTS)

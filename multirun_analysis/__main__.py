@@ -25,12 +25,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the runs from W&B instead")
     parser.add_argument("--group", help="with --wandb: only this W&B group (a sweep folder)")
     parser.add_argument(
-        "--by", action="append", default=[], metavar="FIELD",
+        "--by",
+        action="append",
+        default=[],
+        metavar="FIELD",
         help="a group (e.g. client) or config field (e.g. dataset.batch_size) to plot each metric "
         "against, as a table column first; repeatable (every field that varies splits rows anyway)",
     )
     parser.add_argument(
-        "--wandb-report", metavar="ENTITY/PROJECT",
+        "--wandb-report",
+        metavar="ENTITY/PROJECT",
         help="also build the sweep's W&B report there and publish it; without W&B's server or "
         "an API key, save its specification beside the analysis, with the command that publishes it",
     )
@@ -38,8 +42,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if not args.paths and not args.wandb:
         parser.error("give run or sweep folders, or --wandb ENTITY/PROJECT")
     if args.wandb and args.wandb_report:
-        parser.error("--wandb-report reads the run folders' Hydra and W&B records: "
-                     "give run or sweep folders, not --wandb")
+        parser.error(
+            "--wandb-report reads the run folders' Hydra and W&B records: "
+            "give run or sweep folders, not --wandb"
+        )
     if args.out is None:
         if not args.paths:
             parser.error("--out is required with --wandb")
@@ -88,7 +94,14 @@ def analyse(args: argparse.Namespace) -> int:
         from multirun_analysis.wandb_report import build_report, publish
 
         made = launches(collection.runs["run"])
-        print(publish(build_report(collection, where, title, made), args.out, list(collection.runs["run"]), made))
+        print(
+            publish(
+                build_report(collection, where, title, made),
+                args.out,
+                list(collection.runs["run"]),
+                made,
+            )
+        )
     return 0
 
 

@@ -4,8 +4,8 @@ table rows, columns dropout p."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -14,9 +14,8 @@ import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from multirun_analysis.tables import describe  # noqa: E402
-
 from gradinv.schema import PICTURE_FILE  # noqa: E402
+from multirun_analysis.tables import describe  # noqa: E402
 
 ROWS = ["model", "defense", "attack"]
 
@@ -52,7 +51,9 @@ def _gallery(cells: pd.DataFrame, keys: list[str], dataset: str, path: Path) -> 
         for side in ax.spines.values():
             side.set_visible(False)
     for i, (row, row_cells) in enumerate(rows):
-        axes[i, 0].set_ylabel(describe(keys, row, "\n"), fontsize=8, rotation=0, ha="right", va="center")
+        axes[i, 0].set_ylabel(
+            describe(keys, row, "\n"), fontsize=8, rotation=0, ha="right", va="center"
+        )
         for j, p in enumerate(ps):
             match = row_cells[row_cells["dropout"] == p]
             if i == 0:

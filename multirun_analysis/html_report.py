@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
 from gradinv.schema import IMAGE_METRICS, metric_label
-from multirun_analysis.gallery import ROWS as GALLERY_ROWS, pictured
+from multirun_analysis.gallery import ROWS as GALLERY_ROWS
+from multirun_analysis.gallery import pictured
 from multirun_analysis.loading import Collection
 from multirun_analysis.overview import budget, grid, headline
 from multirun_analysis.provenance import Launch
 from multirun_analysis.tables import (
-    DIGITS, MISSING, STATS, TABLE_METRICS, format_cell, key_text, numeric_table,
+    DIGITS,
+    MISSING,
+    STATS,
+    TABLE_METRICS,
+    format_cell,
+    key_text,
+    numeric_table,
 )
 
 REPORT_FILE = "report.html"
@@ -49,36 +56,51 @@ pre { background: #f6f6f6; padding: 8px; white-space: pre-wrap; word-break: brea
 
 
 def write_html(
-    path: Path, title: str, collection: Collection, summary: pd.DataFrame,
-    figures: Sequence[tuple[Path, str]], launches: Sequence[Launch],
+    path: Path,
+    title: str,
+    collection: Collection,
+    summary: pd.DataFrame,
+    figures: Sequence[tuple[Path, str]],
+    launches: Sequence[Launch],
 ) -> Path:
     """Write report.html to ``path``: ``figures`` are (PNG, caption), PSNR's against the
     headline's axis drawn beside it; ``launches`` the commands that made the runs."""
     runs = collection.runs
     left_out = len(collection.skipped)
     counts = f"{len(runs)} of {len(runs) + left_out} runs ok" + (
-        f", <a class=bad href='#failed'>{left_out} left out</a>" if left_out else "")
+        f", <a class=bad href='#failed'>{left_out} left out</a>" if left_out else ""
+    )
     glance = headline(collection.images, collection.fields)
-    beside = "plot_psnr" if glance.axis == "dropout" else f"plot_psnr_by_{glance.axis.replace('.', '_')}"
-    first = next((_figure(*f) for f in figures if f[0].stem == beside), _figure(*figures[0]) if figures else "")
+    beside = (
+        "plot_psnr" if glance.axis == "dropout" else f"plot_psnr_by_{glance.axis.replace('.', '_')}"
+    )
+    first = next(
+        (_figure(*f) for f in figures if f[0].stem == beside),
+        _figure(*figures[0]) if figures else "",
+    )
     body = [
         f"<header><h1>{escape(title)}</h1><div>{counts}</div><div class=glance>",
         f"<div>{_definitions(grid(runs, collection.fields))}</div><div>{_definitions(budget(runs))}</div>",
         "</div></header>",
         f"<section id=glance><h2>At a glance: PSNR (dB) of each attack, by {escape(_axis_name(glance.axis))}</h2>"
         "<div class=glance><div>",
-        _table(glance.table, glance.table.columns, "psnr", big=True), f"<p><b>{escape(glance.change())}</b></p>",
+        _table(glance.table, glance.table.columns, "psnr", big=True),
+        f"<p><b>{escape(glance.change())}</b></p>",
         f"<p class=note>{escape(glance.scope())} Higher means more of the private image leaked; "
         "per setting: the tables below.</p>",
         f"</div><div>{first}</div></div></section>",
         *_metric_tables(summary),
-        "<section id=figures><h2>Figures</h2>", *(_figure(*f) for f in figures), "</section>",
+        "<section id=figures><h2>Figures</h2>",
+        *(_figure(*f) for f in figures),
+        "</section>",
         _galleries(collection),
         _failed(collection.skipped),
         _commands(launches),
     ]
-    page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+    page = (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n"
+    )
     path.write_text(page)
     return path
 
@@ -99,12 +121,20 @@ def _metric_tables(summary: pd.DataFrame) -> list[str]:
         if not part["n"].sum():
             continue
         numeric = numeric_table(summary, metric)
-        ps = [column.removesuffix(" mean") for column in numeric.columns if column.endswith(" mean")]
+        ps = [
+            column.removesuffix(" mean") for column in numeric.columns if column.endswith(" mean")
+        ]
         digits = DIGITS.get(metric, 3)
-        cells = pd.DataFrame({
-            p: [(row[f"{p} mean"], _cell(*(row[f"{p} {s}"] for s in STATS), digits)) for _, row in numeric.iterrows()]
-            for p in ps
-        }, index=numeric.index)
+        cells = pd.DataFrame(
+            {
+                p: [
+                    (row[f"{p} mean"], _cell(*(row[f"{p} {s}"] for s in STATS), digits))
+                    for _, row in numeric.iterrows()
+                ]
+                for p in ps
+            },
+            index=numeric.index,
+        )
         sections.append(
             f"<section id=table-{metric}><h2>{escape(metric_label(metric))}</h2>"
             "<p class=note>mean ± standard deviation over victim images (all victims and seeds "
@@ -134,7 +164,9 @@ def _table(frame: pd.DataFrame, columns: Sequence[str], metric: str, big: bool =
             value, text = row[column] if isinstance(row[column], tuple) else (row[column], None)
             if text is None:
                 text = f"{value:.{DIGITS.get(metric, 3)}f}" if math.isfinite(value) else MISSING
-            cells.append(f"<td class='num{' big' if big else ''}'{_shade(value, low, high, metric)}>{text}</td>")
+            cells.append(
+                f"<td class='num{' big' if big else ''}'{_shade(value, low, high, metric)}>{text}</td>"
+            )
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -148,8 +180,10 @@ def _shade(value: float, low: float, high: float, metric: str) -> str:
 
 
 def _figure(path: Path, caption: str) -> str:
-    return (f"<figure><img src='{_data_uri(path)}' alt='{escape(caption)}'>"
-            f"<figcaption>{escape(caption)}</figcaption></figure>")
+    return (
+        f"<figure><img src='{_data_uri(path)}' alt='{escape(caption)}'>"
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
 
 
 def _data_uri(path: Path) -> str:
@@ -172,33 +206,49 @@ def _galleries(collection: Collection) -> str:
             tiles = []
             for p in ps:
                 match = row_cells[row_cells["dropout"] == p]
-                tiles.append("<td></td>" if match.empty else _tile(match.iloc[0], psnr.get(match.iloc[0]["run"], [])))
+                tiles.append(
+                    "<td></td>"
+                    if match.empty
+                    else _tile(match.iloc[0], psnr.get(match.iloc[0]["run"], []))
+                )
             names = "<br>".join(escape(key_text(v)) for v in row)
             rows.append(f"<tr><th>{names}</th>{''.join(tiles)}</tr>")
         head = "".join(f"<th>p={p:g}</th>" for p in ps)
-        parts.append(f"<h3>{escape(dataset)}</h3><table class=gallery><thead><tr><th>"
-                     f"{' / '.join(keys)}</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        parts.append(
+            f"<h3>{escape(dataset)}</h3><table class=gallery><thead><tr><th>"
+            f"{' / '.join(keys)}</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
     return "".join(parts) + "</section>"
 
 
 def _tile(run: pd.Series, psnr: list[float]) -> str:
     values = ", ".join(f"{v:.1f}" for v in psnr if v == v) or MISSING
-    return (f"<td><img src='{_data_uri(run['picture'])}' alt='{escape(str(run['run']))}'>"
-            f"<small>PSNR per image (dB): {values}; seed {key_text(run['seed'])}</small></td>")
+    return (
+        f"<td><img src='{_data_uri(run['picture'])}' alt='{escape(str(run['run']))}'>"
+        f"<small>PSNR per image (dB): {values}; seed {key_text(run['seed'])}</small></td>"
+    )
 
 
 def _failed(skipped: Sequence[tuple[str, str]]) -> str:
     if not skipped:
         return ""
-    rows = "".join(f"<tr><td>{escape(run)}</td><td class=bad>{escape(reason)}</td></tr>" for run, reason in skipped)
-    return (f"<section id=failed><h2>Left out: {len(skipped)} runs</h2><p class=note>Runs that "
-            "did not finish ok are in no table; each with the reason its results.json gives.</p>"
-            f"<table><thead><tr><th>run</th><th>why</th></tr></thead><tbody>{rows}</tbody></table></section>")
+    rows = "".join(
+        f"<tr><td>{escape(run)}</td><td class=bad>{escape(reason)}</td></tr>"
+        for run, reason in skipped
+    )
+    return (
+        f"<section id=failed><h2>Left out: {len(skipped)} runs</h2><p class=note>Runs that "
+        "did not finish ok are in no table; each with the reason its results.json gives.</p>"
+        f"<table><thead><tr><th>run</th><th>why</th></tr></thead><tbody>{rows}</tbody></table></section>"
+    )
 
 
 def _commands(launches: Sequence[Launch]) -> str:
     if not launches:
         return ""
-    blocks = "".join(f"<p class=note>{escape(str(launch.folder))}, run from {escape(launch.cwd)}:</p>"
-                     f"<pre>{escape(launch.command)}</pre>" for launch in launches)
+    blocks = "".join(
+        f"<p class=note>{escape(str(launch.folder))}, run from {escape(launch.cwd)}:</p>"
+        f"<pre>{escape(launch.command)}</pre>"
+        for launch in launches
+    )
     return f"<section id=reproduce><h2>Reproduce</h2>{blocks}</section>"

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -82,7 +83,11 @@ def from_records(records: Iterable[dict[str, Any]], by: Sequence[str] = ()) -> C
     runs, images, curves = [], [], []
     for run, record in ok:
         values = {field: lookup(record, field) for field in fields}
-        cell = {"run": run, **_cell(record), **{k: None if v is ABSENT else v for k, v in values.items()}}
+        cell = {
+            "run": run,
+            **_cell(record),
+            **{k: None if v is ABSENT else v for k, v in values.items()},
+        }
         runs.append({**cell, **_run_values(record)})
         images.extend({**cell, **_values(row.to_dict())} for row in record.per_image or [])
         curves.extend({**cell, **_values(point.to_dict())} for point in record.curve or [])

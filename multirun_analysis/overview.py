@@ -6,8 +6,8 @@ report.html and the W&B report open with these, so that both state the same numb
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import pandas as pd
 
@@ -22,7 +22,8 @@ def grid(runs: pd.DataFrame, fields: Sequence[str] = ()) -> list[tuple[str, str]
     names = {"dropout": "p", "seed": "seeds"}
     return [
         (names.get(key, key), ", ".join(_values(runs[key])))
-        for key in [*GRID, *fields, "seed"] if key in runs
+        for key in [*GRID, *fields, "seed"]
+        if key in runs
     ]
 
 
@@ -33,13 +34,18 @@ def budget(runs: pd.DataFrame) -> list[tuple[str, str]]:
     for value, part in runs.groupby(runs["iterations"].fillna(-1), sort=True):
         models = ", ".join(_values(part["model"]))
         iterations.append(f"{'closed form' if value == -1 else f'{value:g}'} ({models})")
-    seconds = pd.to_numeric(runs.get("timing_total_seconds", pd.Series(dtype=float)), errors="coerce")
+    seconds = pd.to_numeric(
+        runs.get("timing_total_seconds", pd.Series(dtype=float)), errors="coerce"
+    )
     return [
         ("iterations", "; ".join(iterations)),
         ("victims per run", ", ".join(_values(runs["victims"]))),
         ("device", ", ".join(_values(runs["device"]))),
-        ("wall time", f"{duration(seconds.sum())} summed over {len(runs)} runs "
-                      f"(median {duration(seconds.median())} a run)"),
+        (
+            "wall time",
+            f"{duration(seconds.sum())} summed over {len(runs)} runs "
+            f"(median {duration(seconds.median())} a run)",
+        ),
     ]
 
 
@@ -66,7 +72,8 @@ class Headline:
         first, last = table.columns[0], table.columns[-1]
         moves = [
             f"{name} {row[first]:.2f} → {row[last]:.2f} {unit} ({row[last] - row[first]:+.2f})"
-            for name, row in table.iterrows() if math.isfinite(row[first]) and math.isfinite(row[last])
+            for name, row in table.iterrows()
+            if math.isfinite(row[first]) and math.isfinite(row[last])
         ]
         return f"{first} → {last}: " + ", ".join(moves) if moves else ""
 
@@ -74,13 +81,17 @@ class Headline:
         """What the means run over, in a sentence."""
         rows, column = self.table.index.name, "p" if self.axis == "dropout" else self.axis
         if not self.settings:
-            return (f"Mean over every victim image there is (seeds and other fields pooled); no setting "
-                    f"has every {rows} at every {column}, so the cells may pool different settings.")
+            return (
+                f"Mean over every victim image there is (seeds and other fields pooled); no setting "
+                f"has every {rows} at every {column}, so the cells may pool different settings."
+            )
         if not self.setting:
             return "Mean over every victim image of the sweep (seeds and other fields pooled)."
-        text = (f"Mean over the victim images of the {self.settings} {self.setting} "
-                f"setting{'s' * (self.settings != 1)} where every "
-                f"{rows} has a value at every {column} (seeds and other fields pooled)")
+        text = (
+            f"Mean over the victim images of the {self.settings} {self.setting} "
+            f"setting{'s' * (self.settings != 1)} where every "
+            f"{rows} has a value at every {column} (seeds and other fields pooled)"
+        )
         return text + (f"; {self.left_out} incomplete left out." if self.left_out else ".")
 
 
@@ -89,7 +100,9 @@ def headline(images: pd.DataFrame, fields: Sequence[str] = (), metric: str = "ps
     ``fields`` (``Collection.fields``, ``--by`` first; e.g. DP-SGD's ``defense.epsilon``) that varies."""
     axis = "dropout"
     if images["dropout"].nunique(dropna=False) < 2:
-        axis = next((f for f in fields if f in images and images[f].nunique(dropna=False) > 1), axis)
+        axis = next(
+            (f for f in fields if f in images and images[f].nunique(dropna=False) > 1), axis
+        )
     lines = [k for k in LINES if images[k].nunique(dropna=False) > 1] or LINES[:1]
     settings = [k for k in ["dataset", "model", *LINES] if k not in lines]
     values = pd.to_numeric(images[metric], errors="coerce") if metric in images else float("nan")
@@ -103,8 +116,10 @@ def headline(images: pd.DataFrame, fields: Sequence[str] = (), metric: str = "ps
     table = frame.groupby([*lines, axis], dropna=False)["value"].mean().unstack(axis)
     name = "p" if axis == "dropout" else axis.split(".")[-1]
     table.columns = [f"{name}={key_text(value)}" for value in table.columns]
-    table.index = pd.Index([" / ".join(map(key_text, i if isinstance(i, tuple) else (i,))) for i in table.index],
-                           name=" / ".join(lines))
+    table.index = pd.Index(
+        [" / ".join(map(key_text, i if isinstance(i, tuple) else (i,))) for i in table.index],
+        name=" / ".join(lines),
+    )
     varying = " x ".join(k for k in settings if images[k].nunique(dropna=False) > 1)
     return Headline(table, axis, len(complete), len(present) - len(complete), varying)
 
@@ -123,7 +138,11 @@ def duration(seconds: float) -> str:
 
 def _keys(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
     """Each row's values of ``columns`` as one comparable text (missing values included)."""
-    return frame[list(columns)].map(str).agg(" | ".join, axis=1) if columns else pd.Series("", index=frame.index)
+    return (
+        frame[list(columns)].map(str).agg(" | ".join, axis=1)
+        if columns
+        else pd.Series("", index=frame.index)
+    )
 
 
 def _values(column: pd.Series) -> list[str]:

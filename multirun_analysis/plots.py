@@ -8,8 +8,9 @@ single value: with one p, a metric is drawn against the settings that vary (e.g.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -17,9 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from multirun_analysis.tables import ROWS, describe, key_text, row_keys  # noqa: E402
-
 from gradinv.schema import metric_label  # noqa: E402
+from multirun_analysis.tables import ROWS, describe, key_text, row_keys  # noqa: E402
 
 LINES = ["attack", "defense"]  # what one panel compares: one line per combination
 UNSHARED = ("loss",)  # curves whose scale depends on the attack's objective (cosine vs squared)
@@ -38,13 +38,22 @@ def plot_metric(summary: pd.DataFrame, metric: str, path: Path) -> bool:
     if part["dropout"].nunique() > 1:
         _plot(part, metric, "dropout", keys, path)
         return True
-    varying = [k for k in keys if k not in (*LINES, "dataset") and part[k].nunique(dropna=False) > 1]
+    varying = [
+        k for k in keys if k not in (*LINES, "dataset") and part[k].nunique(dropna=False) > 1
+    ]
     if not varying:  # only the attacks (or defenses) differ
         _plot(part, metric, LINES[0], keys, path)
         return True
     settings = [describe(varying, row, "\n") for row in part[varying].itertuples(index=False)]
     keys = [k for k in keys if k not in varying]
-    _plot(part.assign(setting=settings), metric, "setting", [*keys, "setting"], path, ", ".join(varying))
+    _plot(
+        part.assign(setting=settings),
+        metric,
+        "setting",
+        [*keys, "setting"],
+        path,
+        ", ".join(varying),
+    )
     return True
 
 
@@ -66,7 +75,11 @@ def plot_curves(curves: pd.DataFrame, metric: str, path: Path, rows: Sequence[st
         return False
     panel_keys = [k for k in [*rows, "dropout"] if k not in LINES]
     part = curves.dropna(subset=[metric])
-    mean = part.groupby([*panel_keys, *LINES, "step"], sort=True, dropna=False)[metric].mean().reset_index()
+    mean = (
+        part.groupby([*panel_keys, *LINES, "step"], sort=True, dropna=False)[metric]
+        .mean()
+        .reset_index()
+    )
     panels = list(mean.groupby(panel_keys, sort=True, dropna=False))
     shown = _shown(mean, LINES)
     figure, axes = _panel_grid(len(panels), sharey=metric not in UNSHARED)
@@ -85,14 +98,18 @@ def _scored(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
     return summary[(summary["metric"] == metric) & (summary["n"] > 0)]
 
 
-def _plot(part: pd.DataFrame, metric: str, x: str, keys: list[str], path: Path, xlabel: str = "") -> None:
+def _plot(
+    part: pd.DataFrame, metric: str, x: str, keys: list[str], path: Path, xlabel: str = ""
+) -> None:
     """``metric`` against ``x``: a line per attack (x defense), a panel per setting of the other
     ``keys``; a categorical ``x`` (models, group choices, flags) is drawn as points, side by side."""
     lines = [k for k in LINES if k != x]
     panel_keys = [k for k in keys if k not in (x, *lines)]
     panels = list(part.groupby(panel_keys, sort=True, dropna=False))
     numeric = pd.api.types.is_numeric_dtype(part[x]) and not pd.api.types.is_bool_dtype(part[x])
-    positions = {} if numeric else {v: i for i, v in enumerate(sorted(part[x].unique(), key=key_text))}
+    positions = (
+        {} if numeric else {v: i for i, v in enumerate(sorted(part[x].unique(), key=key_text))}
+    )
     names = [key_text(v) for v in positions]
     shown = _shown(part, lines)
     figure, axes = _panel_grid(len(panels), sharex=True, sharey=True, categories=names)
@@ -101,8 +118,15 @@ def _plot(part: pd.DataFrame, metric: str, x: str, keys: list[str], path: Path, 
         for i, (values, line) in enumerate(groups):
             line = line.sort_values(x) if numeric else line
             xs = line[x] if numeric else line[x].map(positions) + 0.1 * (i - (len(groups) - 1) / 2)
-            ax.errorbar(xs, line["mean"], yerr=line["std"].fillna(0), marker="o", capsize=3,
-                        linestyle="-" if numeric else "none", label=_label(lines, values, shown))
+            ax.errorbar(
+                xs,
+                line["mean"],
+                yerr=line["std"].fillna(0),
+                marker="o",
+                capsize=3,
+                linestyle="-" if numeric else "none",
+                label=_label(lines, values, shown),
+            )
         if not numeric:
             ax.set_xticks(range(len(names)), names, fontsize=8)
         elif _spans_decades(part[x]):
@@ -124,7 +148,9 @@ def _titles(figure, frame: pd.DataFrame, keys: list[str], panels: list) -> list[
     shared = [i for i in range(len(keys)) if i not in varying]
     first = panels[0][0]
     if shared:
-        figure.suptitle(describe([keys[i] for i in shared], [first[i] for i in shared]), fontsize=10)
+        figure.suptitle(
+            describe([keys[i] for i in shared], [first[i] for i in shared]), fontsize=10
+        )
     return [describe([keys[i] for i in varying], [key[i] for i in varying]) for key, _ in panels]
 
 
@@ -146,8 +172,14 @@ def _panel_grid(
     rows = -(-count // columns)
     width = max(3.6, 1.2 * len(categories))
     height = 2.8 + 0.15 * max((name.count("\n") for name in categories), default=0)
-    return plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False,
-                        sharex=sharex, sharey=sharey)
+    return plt.subplots(
+        rows,
+        columns,
+        figsize=(width * columns, height * rows),
+        squeeze=False,
+        sharex=sharex,
+        sharey=sharey,
+    )
 
 
 def _finish_panel(ax, title: str, xlabel: str, metric: str) -> None:

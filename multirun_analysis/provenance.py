@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -55,8 +56,11 @@ def launches(runs: Iterable[str | Path]) -> list[Launch]:
         if (sweep or run) not in found:
             source = record or hydra
             overrides = source["overrides"]
-            words = [*(["-m"] if sweep else []),
-                     *(o for o in overrides["hydra"] if not o.startswith("hydra.mode=")), *overrides["task"]]
+            words = [
+                *(["-m"] if sweep else []),
+                *(o for o in overrides["hydra"] if not o.startswith("hydra.mode=")),
+                *overrides["task"],
+            ]
             command = " ".join([ENTRY_POINT, *map(shlex.quote, words)])
             found[sweep or run] = Launch(sweep or run, command, source["runtime"]["cwd"])
     return list(found.values())
@@ -84,7 +88,11 @@ def _group(run: Path, hydra: dict[str, Any]) -> str | None:
         return given
     depth = len(run.relative_to(sweep).parts)
     resolved = Path(hydra["runtime"]["output_dir"]).parents[depth - 1]
-    return str(resolved) if os.path.isabs(given) else os.path.relpath(resolved, hydra["runtime"]["cwd"])
+    return (
+        str(resolved)
+        if os.path.isabs(given)
+        else os.path.relpath(resolved, hydra["runtime"]["cwd"])
+    )
 
 
 def _sweep_folder(run: Path) -> Path | None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from gradinv.schema import metric_label
 from multirun_analysis.gallery import write_galleries
@@ -12,11 +12,19 @@ from multirun_analysis.loading import Collection
 from multirun_analysis.plots import plot_against, plot_curves, plot_metric
 from multirun_analysis.provenance import launches
 from multirun_analysis.tables import (
-    ROWS, TABLE_METRICS, numeric_table, summarize, text_table, to_latex, to_markdown,
+    ROWS,
+    TABLE_METRICS,
+    numeric_table,
+    summarize,
+    text_table,
+    to_latex,
+    to_markdown,
 )
 
 
-def write_report(collection: Collection, out: Path, by: Sequence[str] = (), title: str = "") -> list[Path]:
+def write_report(
+    collection: Collection, out: Path, by: Sequence[str] = (), title: str = ""
+) -> list[Path]:
     """Tidy CSVs, per-metric tables (Markdown, LaTeX, CSV), plots, convergence curves, galleries
     and report.html (all of it on one page, ``title`` at its top); the paths written. Table rows
     are split by ``collection.fields`` (``by`` and every other field that varies); each ``by``
@@ -53,5 +61,7 @@ def write_report(collection: Collection, out: Path, by: Sequence[str] = (), titl
     written += [path for path, _ in figures]
     written += write_galleries(collection.runs, out, collection.fields)
     made = launches(collection.runs["run"])
-    written.append(write_html(out / REPORT_FILE, title or str(out), collection, summary, figures, made))
+    written.append(
+        write_html(out / REPORT_FILE, title or str(out), collection, summary, figures, made)
+    )
     return written

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from gradinv.errors import ConfigError
 from gradinv.schema import RunRecord
@@ -19,9 +20,17 @@ from gradinv.schema import RunRecord
 AVERAGED = ("seed", "dataset.victim_indices", "dataset.num_victims")
 #: How a run is watched, resumed or stored, not what it computes.
 NOT_SETTINGS = (
-    "resume", "verbose", "logger", "hydra", "metrics.lpips_download", "dataset.download",
-    "attack.log_psnr_every", "trainer.enable_progress_bar", "trainer.enable_checkpointing",
-    "trainer.enable_model_summary", "trainer.log_every_n_steps",
+    "resume",
+    "verbose",
+    "logger",
+    "hydra",
+    "metrics.lpips_download",
+    "dataset.download",
+    "attack.log_psnr_every",
+    "trainer.enable_progress_bar",
+    "trainer.enable_checkpointing",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
 )
 ABSENT = object()
 
@@ -54,7 +63,9 @@ def check_by(records: Sequence[RunRecord], by: Sequence[str], rows: Sequence[str
     field that none of ``records`` has."""
     for field in by:
         if field in ("dropout", "model.dropout"):
-            raise ConfigError(f"--by {field}: dropout p is already every table's columns and every plot's x axis.")
+            raise ConfigError(
+                f"--by {field}: dropout p is already every table's columns and every plot's x axis."
+            )
         if records and all(lookup(record, field) is ABSENT for record in records):
             varying = split_fields([settings(r) for r in records], [*rows, "dropout"])
             hint = ", ".join(varying) if varying else "none besides the rows and p"
@@ -78,7 +89,7 @@ def split_fields(runs: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[st
             values[tuple(run.get(key) for key in chosen)].add(run.get(name))
         if any(len(seen) > 1 for seen in values.values()):
             chosen.append(name)
-    return chosen[len(keys):]
+    return chosen[len(keys) :]
 
 
 def _leaves(config: dict[str, Any], prefix: str = ""):
@@ -95,4 +106,6 @@ def _comparable(value: Any) -> Any:
 
 
 def _ignored(name: str) -> bool:
-    return any(name == field or name.startswith(f"{field}.") for field in (*AVERAGED, *NOT_SETTINGS))
+    return any(
+        name == field or name.startswith(f"{field}.") for field in (*AVERAGED, *NOT_SETTINGS)
+    )

@@ -11,7 +11,7 @@ images in the cell. A cell shows "–" when it has no value, and "(n/total)" whe
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -103,7 +103,9 @@ def to_markdown(table: pd.DataFrame, title: str) -> str:
     """A GitHub Markdown table with the row keys as leading columns."""
     header = [*table.index.names, *table.columns]
     lines = [f"**{title}**", "", "| " + " | ".join(header) + " |"]
-    lines.append("|" + "|".join(["---"] * len(table.index.names) + ["---:"] * len(table.columns)) + "|")
+    lines.append(
+        "|" + "|".join(["---"] * len(table.index.names) + ["---:"] * len(table.columns)) + "|"
+    )
     for keys, row in table.iterrows():
         lines.append("| " + " | ".join([*map(key_text, keys), *row]) + " |")
     return "\n".join(lines) + "\n"
@@ -113,9 +115,13 @@ def to_latex(table: pd.DataFrame, caption: str) -> str:
     """A booktabs LaTeX table (needs \\usepackage{booktabs})."""
     keys = len(table.index.names)
     lines = [
-        r"\begin{table}[t]", r"\centering", rf"\caption{{{_escape(caption)}}}",
-        rf"\begin{{tabular}}{{{'l' * keys}{'r' * len(table.columns)}}}", r"\toprule",
-        " & ".join(map(_escape, [*table.index.names, *table.columns])) + r" \\", r"\midrule",
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{_escape(caption)}}}",
+        rf"\begin{{tabular}}{{{'l' * keys}{'r' * len(table.columns)}}}",
+        r"\toprule",
+        " & ".join(map(_escape, [*table.index.names, *table.columns])) + r" \\",
+        r"\midrule",
     ]
     for index, row in table.iterrows():
         cells = [*(_escape(key_text(key)) for key in index), *(c.replace("–", "--") for c in row)]
@@ -125,4 +131,6 @@ def to_latex(table: pd.DataFrame, caption: str) -> str:
 
 
 def _escape(text: object) -> str:
-    return str(text).replace("_", r"\_").replace("%", r"\%").replace("±", r"$\pm$").replace("–", "--")
+    return (
+        str(text).replace("_", r"\_").replace("%", r"\%").replace("±", r"$\pm$").replace("–", "--")
+    )

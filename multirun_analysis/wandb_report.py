@@ -22,16 +22,23 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 import wandb_workspaces.reports.v2 as wr
 
 from gradinv.errors import ConfigError
 from gradinv.schema import (
-    WANDB_CONFIG, WANDB_CURVES, WANDB_METRICS_PREFIX, WANDB_PICTURE, WANDB_PRIVACY, WANDB_STEP, WANDB_TABLE,
+    WANDB_CONFIG,
+    WANDB_CURVES,
+    WANDB_METRICS_PREFIX,
+    WANDB_PICTURE,
+    WANDB_PRIVACY,
+    WANDB_STEP,
+    WANDB_TABLE,
     metric_label,
 )
 from gradinv.tracking.wandb_server import has_api_key, server_reachable
@@ -47,8 +54,15 @@ BAR_KEYS = ["attack", "dropout", "defense"]  # one bar per setting of those that
 COLUMNS = ["attack", "model", "dataset", "dropout", "defense"]  # parallel coordinates' inputs
 TITLE_LENGTH = 128  # W&B's limit
 #: Config fields that W&B runs carry under another key: DP-SGD's, in the ``privacy`` block.
-WANDB_NAMES = {f"defense.{field}": f"{WANDB_PRIVACY}.{key}" for field, key in (
-    ("epsilon", "target_epsilon"), ("noise_multiplier", "noise_multiplier"), ("delta", "delta"), ("clip", "clip"))}
+WANDB_NAMES = {
+    f"defense.{field}": f"{WANDB_PRIVACY}.{key}"
+    for field, key in (
+        ("epsilon", "target_epsilon"),
+        ("noise_multiplier", "noise_multiplier"),
+        ("delta", "delta"),
+        ("clip", "clip"),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -65,7 +79,9 @@ def target(collection: Collection, destination: str) -> Target:
     logged to W&B, in a sweep (a group), in that project."""
     entity, _, project = destination.partition("/")
     if not entity or not project or "/" in project:
-        raise ConfigError(f"--wandb-report needs ENTITY/PROJECT (e.g. me/gradinv), got '{destination}'.")
+        raise ConfigError(
+            f"--wandb-report needs ENTITY/PROJECT (e.g. me/gradinv), got '{destination}'."
+        )
     logged = [run for run in map(wandb_run, collection.runs["run"]) if run is not None]
     if not logged:
         raise ConfigError(
@@ -87,56 +103,112 @@ def target(collection: Collection, destination: str) -> Target:
     return Target(entity, project, groups)
 
 
-def build_report(collection: Collection, where: Target, title: str, launches: Sequence[Launch]) -> wr.Report:
+def build_report(
+    collection: Collection, where: Target, title: str, launches: Sequence[Launch]
+) -> wr.Report:
     """The report of ``collection``'s runs in ``where``'s groups (nothing reaches the network)."""
     runs = collection.runs
     varying = [key for key in BAR_KEYS if key == "attack" or runs[key].nunique(dropna=False) > 1]
-    logged = [WANDB_NAMES.get(f, f) for f in collection.fields if f in WANDB_CONFIG or f in WANDB_NAMES]
+    logged = [
+        WANDB_NAMES.get(f, f) for f in collection.fields if f in WANDB_CONFIG or f in WANDB_NAMES
+    ]
     bars = [*varying, *logged]
-    metrics = [m for m in TABLE_METRICS if m in runs and pd.to_numeric(runs[m], errors="coerce").notna().any()]
+    metrics = [
+        m
+        for m in TABLE_METRICS
+        if m in runs and pd.to_numeric(runs[m], errors="coerce").notna().any()
+    ]
     blocks: list[Any] = [wr.MarkdownBlock(_summary(collection, bars, launches))]
-    blocks.append(wr.H2(f"Quality and convergence per {' x '.join(PANEL_KEYS)}: one bar or line per "
-                        f"{' x '.join(_name(k) for k in bars)}"))
+    blocks.append(
+        wr.H2(
+            f"Quality and convergence per {' x '.join(PANEL_KEYS)}: one bar or line per "
+            f"{' x '.join(_name(k) for k in bars)}"
+        )
+    )
     for values, _ in runs.groupby(PANEL_KEYS, sort=True):
         setting = dict(zip(PANEL_KEYS, values))
         name = " x ".join(key_text(v) for v in values)
         panels = [
-            wr.BarPlot(title=f"{metric_label(m)}: {name}", metrics=[WANDB_METRICS_PREFIX + m], orientation="v",
-                       groupby_aggfunc="mean", groupby_rangefunc="stddev", title_y=metric_label(m))
+            wr.BarPlot(
+                title=f"{metric_label(m)}: {name}",
+                metrics=[WANDB_METRICS_PREFIX + m],
+                orientation="v",
+                groupby_aggfunc="mean",
+                groupby_rangefunc="stddev",
+                title_y=metric_label(m),
+            )
             for m in metrics
         ]
         panels += [
-            wr.LinePlot(title=f"{metric_label(curve.split('/')[-1])}: {name}", x=WANDB_STEP, y=[curve],
-                        groupby_aggfunc="mean", groupby_rangefunc="stddev", log_y=curve.endswith("loss") or None)
+            wr.LinePlot(
+                title=f"{metric_label(curve.split('/')[-1])}: {name}",
+                x=WANDB_STEP,
+                y=[curve],
+                groupby_aggfunc="mean",
+                groupby_rangefunc="stddev",
+                log_y=curve.endswith("loss") or None,
+            )
             for curve in WANDB_CURVES
         ]
-        blocks += [wr.H3(name), wr.PanelGrid(runsets=[_runset(where, name, setting, bars)], panels=panels)]
+        blocks += [
+            wr.H3(name),
+            wr.PanelGrid(runsets=[_runset(where, name, setting, bars)], panels=panels),
+        ]
     columns = [wr.ParallelCoordinatesPlotColumn(wr.Config(key)) for key in COLUMNS]
-    columns += [wr.ParallelCoordinatesPlotColumn(wr.SummaryMetric(WANDB_METRICS_PREFIX + m)) for m in metrics]
+    columns += [
+        wr.ParallelCoordinatesPlotColumn(wr.SummaryMetric(WANDB_METRICS_PREFIX + m))
+        for m in metrics
+    ]
     blocks += [
         wr.H2("Every run"),
-        wr.PanelGrid(runsets=[_runset(where, "every run")], panels=[
-            wr.ParallelCoordinatesPlot(title="attack, model, dataset, p, defense -> final quality",
-                                       columns=columns, layout=wr.Layout(w=24, h=8)),
-            wr.RunComparer(diff_only="split", layout=wr.Layout(w=24, h=10)),
-        ]),
+        wr.PanelGrid(
+            runsets=[_runset(where, "every run")],
+            panels=[
+                wr.ParallelCoordinatesPlot(
+                    title="attack, model, dataset, p, defense -> final quality",
+                    columns=columns,
+                    layout=wr.Layout(w=24, h=8),
+                ),
+                wr.RunComparer(diff_only="split", layout=wr.Layout(w=24, h=10)),
+            ],
+        ),
         wr.H2("Reconstructions: originals above reconstructions, and each image's metrics"),
-        wr.PanelGrid(runsets=[_runset(where, "every run")], panels=[
-            wr.MediaBrowser(title="reconstructions", media_keys=[WANDB_PICTURE], num_columns=4,
-                            gallery_axis="run", layout=wr.Layout(w=24, h=10)),
-            wr.WeavePanelSummaryTable(table_name=WANDB_TABLE, layout=wr.Layout(w=24, h=12)),
-        ]),
+        wr.PanelGrid(
+            runsets=[_runset(where, "every run")],
+            panels=[
+                wr.MediaBrowser(
+                    title="reconstructions",
+                    media_keys=[WANDB_PICTURE],
+                    num_columns=4,
+                    gallery_axis="run",
+                    layout=wr.Layout(w=24, h=10),
+                ),
+                wr.WeavePanelSummaryTable(table_name=WANDB_TABLE, layout=wr.Layout(w=24, h=12)),
+            ],
+        ),
     ]
-    return wr.Report(entity=where.entity, project=where.project, title=f"gradinv: {title}"[:TITLE_LENGTH],
-                     description=f"{len(runs)} runs of W&B group {', '.join(where.groups)}", blocks=blocks)
+    return wr.Report(
+        entity=where.entity,
+        project=where.project,
+        title=f"gradinv: {title}"[:TITLE_LENGTH],
+        description=f"{len(runs)} runs of W&B group {', '.join(where.groups)}",
+        blocks=blocks,
+    )
 
 
-def _runset(where: Target, name: str, setting: dict[str, Any] | None = None, bars: Sequence[str] = ()) -> wr.Runset:
+def _runset(
+    where: Target, name: str, setting: dict[str, Any] | None = None, bars: Sequence[str] = ()
+) -> wr.Runset:
     """The finished runs of the sweep's groups with ``setting``, grouped by ``bars``."""
     filters = [f"Metric('Group') in {list(where.groups)!r}", "Metric('State') == 'finished'"]
     filters += [f"Config({key!r}) == {_plain(value)!r}" for key, value in (setting or {}).items()]
-    return wr.Runset(entity=where.entity, project=where.project, name=name, filters=" and ".join(filters),
-                     groupby=[f"config.{key}" for key in bars])
+    return wr.Runset(
+        entity=where.entity,
+        project=where.project,
+        name=name,
+        filters=" and ".join(filters),
+        groupby=[f"config.{key}" for key in bars],
+    )
 
 
 def _summary(collection: Collection, bars: Sequence[str], launches: Sequence[Launch]) -> str:
@@ -146,16 +218,25 @@ def _summary(collection: Collection, bars: Sequence[str], launches: Sequence[Lau
     items = "\n".join(f"- **{k}**: {v}" for k, v in [*grid(runs, collection.fields), *budget(runs)])
     glance = headline(collection.images, collection.fields)
     cells = glance.table.map(lambda v: f"{v:.2f}" if v == v else "–")
-    cells.index = pd.MultiIndex.from_arrays([glance.table.index])  # to_markdown reads each row's keys as a tuple
+    cells.index = pd.MultiIndex.from_arrays(
+        [glance.table.index]
+    )  # to_markdown reads each row's keys as a tuple
     table = to_markdown(cells, "PSNR (dB)") + glance.scope()
     unlogged = [f for f in collection.fields if f not in WANDB_CONFIG and f not in WANDB_NAMES]
-    note = (f" W&B runs carry only the config keys {', '.join(WANDB_CONFIG)} (and DP-SGD's privacy): runs "
+    note = (
+        (
+            f" W&B runs carry only the config keys {', '.join(WANDB_CONFIG)} (and DP-SGD's privacy): runs "
             f"that differ in {', '.join(unlogged)} share a bar here; the analysis's report.html splits them."
-            ) if unlogged else ""
+        )
+        if unlogged
+        else ""
+    )
     commands = "\n".join(launch.command for launch in launches)
-    return (f"{items}\n\n{table}\n\n{glance.change()}\n\nEach bar and line: mean ± std over the runs of one "
-            f"{' x '.join(_name(k) for k in bars)} (a run's final metrics are means over its victim "
-            f"images).{note}\n\nThe sweep, reproduced:\n\n```bash\n{commands}\n```\n")
+    return (
+        f"{items}\n\n{table}\n\n{glance.change()}\n\nEach bar and line: mean ± std over the runs of one "
+        f"{' x '.join(_name(k) for k in bars)} (a run's final metrics are means over its victim "
+        f"images).{note}\n\nThe sweep, reproduced:\n\n```bash\n{commands}\n```\n"
+    )
 
 
 def _name(key: str) -> str:
@@ -171,9 +252,13 @@ def to_spec(value: Any) -> Any:
     """A wandb-workspaces object as JSON: each object its class under ``type`` and the arguments
     it was given (those set), so that ``from_spec`` builds it again."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        arguments = {f.name: to_spec(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init}
-        return {"type": type(value).__name__,
-                **{k: v for k, v in arguments.items() if v not in (None, "", [], {}, [None, None])}}
+        arguments = {
+            f.name: to_spec(getattr(value, f.name)) for f in dataclasses.fields(value) if f.init
+        }
+        return {
+            "type": type(value).__name__,
+            **{k: v for k, v in arguments.items() if v not in (None, "", [], {}, [None, None])},
+        }
     if isinstance(value, (list, tuple)):
         return [to_spec(item) for item in value]
     if isinstance(value, dict):
@@ -184,7 +269,9 @@ def to_spec(value: Any) -> Any:
 def from_spec(spec: Any) -> Any:
     """The wandb-workspaces objects that ``to_spec`` wrote."""
     if isinstance(spec, dict) and "type" in spec:
-        return getattr(wr, spec["type"])(**{k: from_spec(v) for k, v in spec.items() if k != "type"})
+        return getattr(wr, spec["type"])(
+            **{k: from_spec(v) for k, v in spec.items() if k != "type"}
+        )
     if isinstance(spec, list):
         return [from_spec(item) for item in spec]
     if isinstance(spec, dict):
@@ -216,8 +303,10 @@ def publish(report: wr.Report, out: Path, runs: Sequence[str], launches: Sequenc
     sync = _sync_command(runs, launches)
     commands = [*([sync] if sync else []), f"{PUBLISH} {shlex.quote(str(spec))}"]
     spec.write_text(json.dumps({"publish": commands, "report": to_spec(report)}, indent=1) + "\n")
-    return (f"W&B report not published: {reason}; its specification is in {spec}, published later by "
-            f"`{' && '.join(commands)}`")
+    return (
+        f"W&B report not published: {reason}; its specification is in {spec}, published later by "
+        f"`{' && '.join(commands)}`"
+    )
 
 
 def _why(error: Exception) -> str:
@@ -232,7 +321,9 @@ def _sync_command(runs: Sequence[str], launches: Sequence[Launch]) -> str:
     for run in map(Path, runs):
         if not any((run / "wandb").glob("offline-run-*")):
             continue
-        sweep = next((launch.folder for launch in launches if run.is_relative_to(launch.folder)), run)
+        sweep = next(
+            (launch.folder for launch in launches if run.is_relative_to(launch.folder)), run
+        )
         depth = len(run.relative_to(sweep).parts)
         patterns[shlex.quote(str(sweep)) + "/*" * depth + "/wandb/offline-run-*"] = None
     return f"wandb sync {' '.join(patterns)}" if patterns else ""
@@ -240,12 +331,18 @@ def _sync_command(runs: Sequence[str], launches: Sequence[Launch]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m multirun_analysis.wandb_report SPEC.json``: publish a saved specification."""
-    parser = argparse.ArgumentParser(prog=PUBLISH, description="Publish a W&B report saved by multirun_analysis.")
-    parser.add_argument("spec", type=Path, help=f"the {SPEC_FILE} that multirun_analysis --wandb-report wrote")
+    parser = argparse.ArgumentParser(
+        prog=PUBLISH, description="Publish a W&B report saved by multirun_analysis."
+    )
+    parser.add_argument(
+        "spec", type=Path, help=f"the {SPEC_FILE} that multirun_analysis --wandb-report wrote"
+    )
     args = parser.parse_args(argv)
     reason = unreachable()
     if reason is None and not args.spec.is_file():
-        parser.error(f"{args.spec} does not exist: give the {SPEC_FILE} that multirun_analysis --wandb-report wrote")
+        parser.error(
+            f"{args.spec} does not exist: give the {SPEC_FILE} that multirun_analysis --wandb-report wrote"
+        )
     if reason is not None:
         print(f"{PUBLISH}: error: the report cannot be published now: {reason}.", file=sys.stderr)
         return 1

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from gradinv.schema import (
-    CELL, OK, WANDB_IMAGE_COLUMNS, WANDB_METRICS_PREFIX, WANDB_PRIVACY, WANDB_TABLE, WANDB_TIMING_PREFIX,
+    CELL,
+    OK,
+    WANDB_IMAGE_COLUMNS,
+    WANDB_METRICS_PREFIX,
+    WANDB_PRIVACY,
+    WANDB_TABLE,
+    WANDB_TIMING_PREFIX,
 )
 
 STATES = {"finished": OK}

@@ -19,6 +19,8 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _offline_wandb(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.getbasetemp() / "wandb"
-    monkeypatch.setenv("WANDB_MODE", "offline")  # each test starts offline, whatever an earlier run left
+    monkeypatch.setenv(
+        "WANDB_MODE", "offline"
+    )  # each test starts offline, whatever an earlier run left
     for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
         monkeypatch.setenv(var, str(base))

@@ -14,7 +14,9 @@ import pytest
 from tests.helpers import REPO_ROOT
 
 REPO = REPO_ROOT
-PAGES = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md"), *REPO.glob("gradinv/*/README.md")])
+PAGES = sorted(
+    [REPO / "README.md", *(REPO / "docs").glob("*.md"), *REPO.glob("gradinv/*/README.md")]
+)
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")  # [text](target), images included
 FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 
@@ -40,10 +42,17 @@ def links(page: Path) -> list[str]:
 
 def test_github_anchor_rules(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("# W&B\n## The optimization attacks' fields\n### R-GAP (`attack=rgap`)\n## W&B\n"
-                    "```\n# not a heading\n```\n## multirun_analysis\n")
-    assert anchors(page) == {"wb", "the-optimization-attacks-fields", "r-gap-attackrgap", "wb-1",
-                             "multirun_analysis"}
+    page.write_text(
+        "# W&B\n## The optimization attacks' fields\n### R-GAP (`attack=rgap`)\n## W&B\n"
+        "```\n# not a heading\n```\n## multirun_analysis\n"
+    )
+    assert anchors(page) == {
+        "wb",
+        "the-optimization-attacks-fields",
+        "r-gap-attackrgap",
+        "wb-1",
+        "multirun_analysis",
+    }
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -37,7 +38,7 @@ class ServerView:
         spec: DataSpec,
         batch_statistics: bool = True,
         defended: Sequence[str] = (),
-    ) -> "ServerView":
+    ) -> ServerView:
         """The server's copy of ``model``, set up to simulate the client's forward pass.
 
         Normalization follows the client (``FederatedClient.batch_statistics``): a client whose

@@ -13,8 +13,8 @@ the loop is as fast. Every choice but the obvious ones is logged with its reason
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -55,7 +55,9 @@ def choose_batching(loss, theta: torch.Tensor, lbfgs: bool, per_call: int | None
                 log.info("attack.vectorize: not folding problems into one batch (%s).", error)
             else:
                 if loss.problems > 1:
-                    return _per_call(loss, theta, Batching("folded", folding=folding), folding.entries, per_call)
+                    return _per_call(
+                        loss, theta, Batching("folded", folding=folding), folding.entries, per_call
+                    )
                 # One problem: on a GPU (flat gradients) folded is fewer kernels; on a CPU it
                 # gains only where it forms far less.
                 if loss.flat_targets is not None or folding.entries * SINGLE_FOLD_GAIN <= entries:
@@ -72,19 +74,27 @@ def choose_batching(loss, theta: torch.Tensor, lbfgs: bool, per_call: int | None
     return Batching("loop")
 
 
-def _per_call(loss, theta: torch.Tensor, batching: Batching, entries: int, per_call: int | None) -> Batching:
+def _per_call(
+    loss, theta: torch.Tensor, batching: Batching, entries: int, per_call: int | None
+) -> Batching:
     """``batching`` with its problems per call: ``attack.per_call`` if set, else ``per_call``'s
     choice; the loop where fewer than ``MIN_PER_CALL`` fit."""
     if per_call is not None:
         return Batching(batching.path, per_call, batching.folding)
     device = theta.device
-    chunk = problems_per_call(entries, device, lambda: peak_bytes(_probe(loss, theta, batching), device))
+    chunk = problems_per_call(
+        entries, device, lambda: peak_bytes(_probe(loss, theta, batching), device)
+    )
     if chunk >= MIN_PER_CALL:
         return Batching(batching.path, chunk, batching.folding)
     log.info(
         "attack.vectorize: stepping problems one by one (a %s call holds %d problem(s) of %d "
         "entries each on %s, fewer than %d: no faster than the loop).",
-        batching.path, chunk, entries, device.type, MIN_PER_CALL,
+        batching.path,
+        chunk,
+        entries,
+        device.type,
+        MIN_PER_CALL,
     )
     return Batching("loop")
 
@@ -96,7 +106,12 @@ def _first_problem(loss, theta: torch.Tensor):
     images, variables = loss.layout.views(row)
     counters = torch.zeros(1, dtype=torch.int64, device=theta.device)
     rows = slice(0, 1)
-    return row, images, loss.forward_labels(variables, rows), loss.buffers(variables, counters, rows)
+    return (
+        row,
+        images,
+        loss.forward_labels(variables, rows),
+        loss.buffers(variables, counters, rows),
+    )
 
 
 def _plan_folding(loss, theta: torch.Tensor, owners) -> Folding:

@@ -70,7 +70,9 @@ class LayerSystem:
             if rcond >= CERTAINTY * RANK_TOLERANCE * largest:
                 return torch.from_numpy(scipy.linalg.cho_solve((factor, False), rhs)), self.unknowns
         np.fill_diagonal(gram, diagonal)
-        factor, pivots, rank, _ = scipy.linalg.lapack.dpstrf(gram, lower=1, tol=RANK_TOLERANCE * largest)
+        factor, pivots, rank, _ = scipy.linalg.lapack.dpstrf(
+            gram, lower=1, tol=RANK_TOLERANCE * largest
+        )
         if rank == self.unknowns:
             order = pivots - 1
             solution = np.empty_like(rhs)
@@ -78,7 +80,9 @@ class LayerSystem:
         else:
             symmetric = np.tril(gram) + np.tril(gram, -1).T
             ridge = RIDGE * float(np.mean(diagonal))
-            solution = scipy.linalg.solve(symmetric + ridge * np.eye(self.unknowns), rhs, assume_a="pos")
+            solution = scipy.linalg.solve(
+                symmetric + ridge * np.eye(self.unknowns), rhs, assume_a="pos"
+            )
         return torch.from_numpy(solution), int(rank)
 
 
@@ -98,26 +102,30 @@ def _forward_block(step: Step, z: torch.Tensor, known: torch.Tensor):
     padded = channels * hp * wp
     rows, cols = step.out_shape[1:]
     keep = known.reshape(out, rows * cols).to(torch.float64)
-    weight = step.weight.reshape(out, -1)                           # taps in (channel, ky, kx) order
+    weight = step.weight.reshape(out, -1)  # taps in (channel, ky, kx) order
     target = z.reshape(out, rows * cols)
     if step.bias is not None:
         target = target - step.bias[:, None]
-    patches = ((keep * target).T @ weight).T[None]                  # (1, taps, positions)
-    rhs = torch.nn.functional.fold(patches, (height, width), (kh, kw), padding=step.padding, stride=step.stride)
-    if rows * cols == 1 and padded == step.unknowns:                # a linear layer: one patch
+    patches = ((keep * target).T @ weight).T[None]  # (1, taps, positions)
+    rhs = torch.nn.functional.fold(
+        patches, (height, width), (kh, kw), padding=step.padding, stride=step.stride
+    )
+    if rows * cols == 1 and padded == step.unknowns:  # a linear layer: one patch
         return (keep * weight).T @ weight, rhs.flatten(), int(known.sum())
     gram = torch.zeros(padded * padded, dtype=torch.float64)
     strides = (sh * wp * (padded + 1), sw * (padded + 1), hp * wp, wp, 1)
     for tap in range(weight.shape[1]):
         channel, rest = divmod(tap, kh * kw)
         ky, kx = divmod(rest, kw)
-        block = (keep * weight[:, tap, None]).T @ weight            # (positions, taps)
+        block = (keep * weight[:, tap, None]).T @ weight  # (positions, taps)
         offset = (channel * hp * wp + ky * wp + kx) * padded
         gram.as_strided((rows, cols, channels, kh, kw), strides, offset).add_(
             block.view(rows, cols, channels, kh, kw)
         )
     inner = (slice(None), slice(ph, ph + height), slice(pw, pw + width))
-    gram = gram.view(channels, hp, wp, channels, hp, wp)[(*inner, *inner)].reshape(step.unknowns, -1)
+    gram = gram.view(channels, hp, wp, channels, hp, wp)[(*inner, *inner)].reshape(
+        step.unknowns, -1
+    )
     return gram, rhs.flatten(), int(known.sum())
 
 
@@ -140,10 +148,14 @@ def layer_system(
     """The constraints on ``step``'s input given its pre-activation ``z`` (valid where ``known``),
     its output gradient ``delta`` and the shared gradient of its weight, all float64."""
     gram, rhs, n_forward = _forward_block(step, z, known)
-    channel_gram, g_rhs, n_gradient = _gradient_block(step, delta, weight_grad.reshape(step.weight.shape))
+    channel_gram, g_rhs, n_gradient = _gradient_block(
+        step, delta, weight_grad.reshape(step.weight.shape)
+    )
     channels, pixels = step.in_shape[0], channel_gram.shape[0]
     f_scale = float(torch.linalg.matrix_norm(gram))
-    g_scale = float(torch.linalg.matrix_norm(channel_gram)) * channels**0.5  # the block-diagonal Gram's
+    g_scale = (
+        float(torch.linalg.matrix_norm(channel_gram)) * channels**0.5
+    )  # the block-diagonal Gram's
     if f_scale > 0:
         gram /= f_scale
         rhs /= f_scale

@@ -8,7 +8,7 @@ notes on CUDA graphs ask, the first steps run on a side stream (``warm_up``) bef
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

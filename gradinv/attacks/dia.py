@@ -28,9 +28,13 @@ class DropoutInversion(GradientInversion):
     def __init__(self, mask_lr: float | None, mask_init: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if mask_lr is not None and not mask_lr > 0:
-            raise ConfigError(f"attack.mask_lr must be positive or null (the images' lr), got {mask_lr}.")
+            raise ConfigError(
+                f"attack.mask_lr must be positive or null (the images' lr), got {mask_lr}."
+            )
         if mask_init not in ("bernoulli", "keep_rate"):
-            raise ConfigError(f"attack.mask_init must be 'bernoulli' or 'keep_rate', got '{mask_init}'.")
+            raise ConfigError(
+                f"attack.mask_init must be 'bernoulli' or 'keep_rate', got '{mask_init}'."
+            )
         self.mask_lr = mask_lr
         self.mask_init = mask_init
 
@@ -41,7 +45,9 @@ class DropoutInversion(GradientInversion):
         self, problem: Problem, server: ServerView, generator: torch.Generator
     ) -> Variables:
         """A Bernoulli(1 - p) draw (or 1 - p everywhere) per active site, shaped like its activation."""
-        draws = round_randomness(server.model, problem.update, server.spec.shape, active_sites(server.model))
+        draws = round_randomness(
+            server.model, problem.update, server.spec.shape, active_sites(server.model)
+        )
         variables = {}
         for key, (site, shape) in draws.items():
             if self.mask_init == "keep_rate":

@@ -54,10 +54,16 @@ class InversionEngine:
             parameter.requires_grad_(True)
         dtype = next(self.model.parameters()).dtype
         rows = []
-        for problem in problems:  # drawn on the CPU from the problem's seed: the same start anywhere
+        for (
+            problem
+        ) in problems:  # drawn on the CPU from the problem's seed: the same start anywhere
             generator = torch.Generator().manual_seed(problem.seed)
-            rows.append((attack.initial_images(problem, server, generator),
-                         attack.init_variables(problem, server, generator)))
+            rows.append(
+                (
+                    attack.initial_images(problem, server, generator),
+                    attack.init_variables(problem, server, generator),
+                )
+            )
         layouts = [Layout(images, variables, self.settings.lr) for images, variables in rows]
         if len({layout.signature() for layout in layouts}) != 1:
             raise ValueError("the problems of one fit must share one layout")
@@ -65,13 +71,17 @@ class InversionEngine:
         names = attack.matched_names(server, problems[0].update)
         self.theta = self.layout.stack(rows).to(device, dtype).requires_grad_()
         flat = device.type == "cuda"  # one gradient vector per problem where kernels cost launches
-        self.loss = ProblemLoss(attack, self.model, problems, names, self.layout, device, dtype, flat)
+        self.loss = ProblemLoss(
+            attack, self.model, problems, names, self.layout, device, dtype, flat
+        )
         lbfgs = self.settings.optimizer == "lbfgs"
         self.loss.batching = choose_batching(self.loss, self.theta, lbfgs, attack.per_call)
         self.progress = Progress(self.settings, self.theta)
         if lbfgs:
             reevaluate = lambda: self.loss.value_and_grad(self.theta, self.progress.steps)  # noqa: E731
-            self.stepper = LbfgsStep(self.settings, self.layout, server.spec, self.theta, reevaluate)
+            self.stepper = LbfgsStep(
+                self.settings, self.layout, server.spec, self.theta, reevaluate
+            )
         else:
             self.stepper = StackedAdam(self.settings, self.layout, server.spec, self.theta)
         self.sync_every = attack.sync_every
@@ -105,7 +115,9 @@ class InversionEngine:
         try:
             graph = CapturedStep(self._step)
         except RuntimeError as error:  # an operation that cannot be captured: stay eager
-            log.warning("attack.cuda_graph: stepping without a CUDA graph (%s).", str(error).splitlines()[0])
+            log.warning(
+                "attack.cuda_graph: stepping without a CUDA graph (%s).", str(error).splitlines()[0]
+            )
             self.capture = False
             return None
         log.info("attack.cuda_graph: the step runs as a CUDA graph.")
@@ -130,7 +142,9 @@ class InversionEngine:
     def flush(self) -> Flushed:
         """The logged means since the last flush, read in one copy to the host."""
         pending = self.steps_taken - self.flushed_at
-        packed = torch.cat([self.mean_log, self.live_log.double(), self.progress.active.any().double().view(1)])
+        packed = torch.cat(
+            [self.mean_log, self.live_log.double(), self.progress.active.any().double().view(1)]
+        )
         values = packed.cpu().tolist()
         means, lives, running = values[: self.sync_every], values[self.sync_every : -1], values[-1]
         first = self.flushed_at

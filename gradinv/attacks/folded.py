@@ -46,7 +46,9 @@ from gradinv.models.auxiliary import has_auxiliary_loss
 from gradinv.tensors import Tensors
 
 
-def folded_owners(model: nn.Module, names: list[str], objective: str) -> dict[str, nn.Module] | None:
+def folded_owners(
+    model: nn.Module, names: list[str], objective: str
+) -> dict[str, nn.Module] | None:
     """The modules owning the matched parameters, or None when folding does not apply."""
     if objective not in PRODUCT_FORMS or has_auxiliary_loss(model):
         return None
@@ -95,8 +97,13 @@ def folded_distances(
     logits, seen, _ = _forward(model, folding.owners, images, buffers, folding.copied)
     # Each problem's loss is a mean over its own batch: the sum over problems is P x the mean.
     loss = problems * training_loss(model, logits, labels.flatten(0, 1))
-    deltas = torch.autograd.grad(loss, [seen[name][1] for name in folding.owners], create_graph=True)
-    owned = {name: (module, seen[name][0], delta) for (name, module), delta in zip(folding.owners.items(), deltas)}
+    deltas = torch.autograd.grad(
+        loss, [seen[name][1] for name in folding.owners], create_graph=True
+    )
+    owned = {
+        name: (module, seen[name][0], delta)
+        for (name, module), delta in zip(folding.owners.items(), deltas)
+    }
     if flat_targets is not None:
         grads = {}
         for name, (module, args, delta) in owned.items():
@@ -116,7 +123,9 @@ def folded_distances(
         if isinstance(module, nn.Linear):
             layer_dot, layer_norm = _linear_products(module, args, delta, mine, problems)
         else:
-            layer_dot, layer_norm = _products(_gradients(module, args, delta, list(mine), problems), mine)
+            layer_dot, layer_norm = _products(
+                _gradients(module, args, delta, list(mine), problems), mine
+            )
         dot, norm = dot + layer_dot, norm + layer_norm
     return PRODUCT_FORMS[objective](dot, norm, target_norms)
 
@@ -139,7 +148,9 @@ def plan_folding(
         if overwritten[name][-1]:
             copied.add(name)
         if isinstance(module, nn.Linear):
-            entries += args[0].numel() // module.in_features * (module.in_features + module.out_features)
+            entries += (
+                args[0].numel() // module.in_features * (module.in_features + module.out_features)
+            )
         else:
             entries += sum(p.numel() for p in module.parameters(recurse=False))
     return Folding(owners, frozenset(copied), entries)
@@ -169,6 +180,7 @@ def _forward(
         def hook(module, args, out):
             seen[name].append(((args, out), [t._version for t in (*args, out)]))
             return out.clone() if name in copied else None
+
         return hook
 
     def per_problem(module, args, out):
@@ -179,7 +191,9 @@ def _forward(
     hooks += [module.register_forward_hook(record(name)) for name, module in owners.items()]
     try:
         flat = {k: v.flatten(0, 1) for k, v in buffers.items()}
-        logits = functional_call(model, {**dict(model.named_parameters()), **flat}, (images.flatten(0, 1),))
+        logits = functional_call(
+            model, {**dict(model.named_parameters()), **flat}, (images.flatten(0, 1),)
+        )
     finally:
         for hook in hooks:
             hook.remove()
@@ -243,7 +257,9 @@ def _norm_gradients(
         if batch_statistics(module):
             normalized = _normalized_per_problem(args[0], problems, module.eps)
         else:
-            normalized = F.batch_norm(args[0], module.running_mean, module.running_var, eps=module.eps)
+            normalized = F.batch_norm(
+                args[0], module.running_mean, module.running_var, eps=module.eps
+            )
         shape, rows = (problems, -1, module.num_features, normalized[0, 0].numel()), (1, 3)
     d, normalized = delta.reshape(shape), normalized.reshape(shape)
     grads = {"weight": lambda: (d * normalized).sum(dim=rows), "bias": lambda: d.sum(dim=rows)}
@@ -275,7 +291,9 @@ def _linear_gradients(
     return {k: grads[k]() for k in names}
 
 
-def _gradients(module: nn.Module, args: tuple, delta: torch.Tensor, names: list[str], problems: int) -> Tensors:
+def _gradients(
+    module: nn.Module, args: tuple, delta: torch.Tensor, names: list[str], problems: int
+) -> Tensors:
     """Per-problem gradients of an owner's matched parameters ``names``, by its kind."""
     rule = _GRADIENTS.get(type(module), _module_gradients)
     return rule(module, args, delta, names, problems)
@@ -300,4 +318,3 @@ _GRADIENTS = {
 def squared_norms(targets: Tensors) -> torch.Tensor:
     """Each problem's squared norm over all its (stacked) target gradients."""
     return sum(t.flatten(1).pow(2).sum(dim=1) for t in targets.values())
-

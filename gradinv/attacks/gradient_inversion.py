@@ -17,8 +17,9 @@ problems when ``vectorize``, else one per problem.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -88,11 +89,15 @@ class GradientInversion(Attack):
         if not positive_int(restarts):
             raise ConfigError(f"attack.restarts must be a positive integer, got {restarts}.")
         if objective not in OBJECTIVES:
-            raise ConfigError(f"attack.objective must be one of {sorted(OBJECTIVES)}, got '{objective}'.")
+            raise ConfigError(
+                f"attack.objective must be one of {sorted(OBJECTIVES)}, got '{objective}'."
+            )
         if init not in INITS:
             raise ConfigError(f"attack.init must be 'randn', 'rand' or 'zeros', got '{init}'.")
         if per_call is not None and not positive_int(per_call):
-            raise ConfigError(f"attack.per_call must be a positive integer or null (automatic), got {per_call}.")
+            raise ConfigError(
+                f"attack.per_call must be a positive integer or null (automatic), got {per_call}."
+            )
         if not (cuda_graph == "auto" or isinstance(cuda_graph, bool)):
             raise ConfigError(f"attack.cuda_graph must be auto, true or false, got {cuda_graph!r}.")
         if not positive_int(sync_every):
@@ -202,7 +207,9 @@ class GradientInversion(Attack):
             trainer = runtime.make_trainer(runtime.monitors)
             trainer.fit(module, DataLoader(range(self.optim.iterations), batch_size=None))
             results += list(zip(group, module.engine.reconstructions()))
-            module.engine = None  # its device memory (and CUDA graph) go now, not at a later collection
+            module.engine = (
+                None  # its device memory (and CUDA graph) go now, not at a later collection
+            )
         chosen = []
         for v in range(len(updates)):
             candidates = [rec for p, rec in results if p.victim == v]
@@ -216,7 +223,9 @@ class GradientInversion(Attack):
     ) -> Problem:
         """The problem of attacking ``update`` (victim ``victim``) from restart ``restart``."""
         problem_seed = _problem_seed(seed, victim, restart)
-        samples = LayerSamples(server.model, update, server.spec.shape, problem_seed + 1, self.samples_known)
+        samples = LayerSamples(
+            server.model, update, server.spec.shape, problem_seed + 1, self.samples_known
+        )
         return Problem(victim, update, self.problem_labels(server, update), problem_seed, samples)
 
 

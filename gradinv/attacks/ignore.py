@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
-from typing import Sequence
 
 from gradinv.attacks.base import ServerView
 from gradinv.errors import ConfigError

@@ -88,7 +88,9 @@ def attack_labels(
     """The labels an attack works with: shared if the threat model grants them, else inferred."""
     if labels_known:
         if update.labels is None:
-            raise ConfigError("threat.labels=true needs a client that shares labels (client.share_labels=true).")
+            raise ConfigError(
+                "threat.labels=true needs a client that shares labels (client.share_labels=true)."
+            )
         return update.labels
     return infer_labels(model, input_shape, update, method)
 

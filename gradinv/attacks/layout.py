@@ -60,7 +60,12 @@ class Layout:
     def stack(self, rows: list[tuple[torch.Tensor, dict[str, Variable]]]) -> torch.Tensor:
         """``theta``: each problem's images and variables flattened into its row."""
         flat = [
-            torch.cat([images.reshape(-1), *(variables[c.key].value.reshape(-1) for c in self.columns[1:])])
+            torch.cat(
+                [
+                    images.reshape(-1),
+                    *(variables[c.key].value.reshape(-1) for c in self.columns[1:]),
+                ]
+            )
             for images, variables in rows
         ]
         return torch.stack(flat)
@@ -71,16 +76,21 @@ class Layout:
         parts = torch.split(theta, [c.size for c in self.columns], dim=1)
         shaped = [part.view(theta.shape[0], *c.shape) for part, c in zip(parts, self.columns)]
         variables = {
-            c.key: replace(self.variables[c.key], value=value) for c, value in zip(self.columns[1:], shaped[1:])
+            c.key: replace(self.variables[c.key], value=value)
+            for c, value in zip(self.columns[1:], shaped[1:])
         }
         return shaped[0], variables
 
-    def column_vector(self, values: dict[str, torch.Tensor | float], default: float) -> torch.Tensor:
+    def column_vector(
+        self, values: dict[str, torch.Tensor | float], default: float
+    ) -> torch.Tensor:
         """A vector over the row's columns: each tensor's value (broadcast to its shape) or ``default``."""
         pieces = []
         for column in self.columns:
             value = values.get(column.key, default)
-            pieces.append(torch.as_tensor(value, dtype=torch.float64).expand(column.shape).reshape(-1))
+            pieces.append(
+                torch.as_tensor(value, dtype=torch.float64).expand(column.shape).reshape(-1)
+            )
         return torch.cat(pieces)
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from gradinv.tensors import Tensors
 
 
-
-def cosine_distance(candidate: Tensors, target: Tensors, target_norm: torch.Tensor | None = None) -> torch.Tensor:
+def cosine_distance(
+    candidate: Tensors, target: Tensors, target_norm: torch.Tensor | None = None
+) -> torch.Tensor:
     """1 - cosine similarity of all layers' gradients taken as one vector (Geiping et al. 2020);
     ``target_norm`` (its squared norm), constant over an attack, can be given once."""
     dot = sum((candidate[k] * target[k]).sum() for k in target)
@@ -20,7 +21,9 @@ def cosine_distance(candidate: Tensors, target: Tensors, target_norm: torch.Tens
     return 1 - dot / (cand_norm * target_norm.sqrt()).clamp_min(1e-12)
 
 
-def squared_distance(candidate: Tensors, target: Tensors, target_norm: torch.Tensor | None = None) -> torch.Tensor:
+def squared_distance(
+    candidate: Tensors, target: Tensors, target_norm: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sum of squared differences over all layers (Zhu et al. 2019, DLG); ``target_norm`` unused."""
     return sum((candidate[k] - target[k]).pow(2).sum() for k in target)
 
@@ -34,8 +37,8 @@ OBJECTIVES: dict[str, Callable[..., torch.Tensor]] = {
 # The same distances from <candidate, target>, ||candidate||^2 and ||target||^2 per problem,
 # for computations that never form the candidate gradient itself.
 PRODUCT_FORMS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "cosine": lambda dot, norm, target_norm: 1
-    - dot / (norm.sqrt() * target_norm.sqrt()).clamp_min(1e-12),
+    "cosine": lambda dot, norm, target_norm: (
+        1 - dot / (norm.sqrt() * target_norm.sqrt()).clamp_min(1e-12)
+    ),
     "l2": lambda dot, norm, target_norm: norm - 2 * dot + target_norm,
 }
-

@@ -8,8 +8,8 @@ code holds no defaults of its own, so the YAML is the only place a default is wr
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -54,13 +54,17 @@ class Optimization:
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"attack.optim.optimizer must be 'adam' or 'lbfgs', got '{self.optimizer}'.")
+            raise ConfigError(
+                f"attack.optim.optimizer must be 'adam' or 'lbfgs', got '{self.optimizer}'."
+            )
         if self.optimizer == "lbfgs" and self.signed:
             raise ConfigError(
                 "attack.optim.signed must be false with attack.optim.optimizer=lbfgs (L-BFGS needs the true gradient)."
             )
         if not positive_int(self.iterations):
-            raise ConfigError(f"attack.optim.iterations must be a positive integer, got {self.iterations}.")
+            raise ConfigError(
+                f"attack.optim.iterations must be a positive integer, got {self.iterations}."
+            )
         if not self.lr > 0:
             raise ConfigError(f"attack.optim.lr must be positive, got {self.lr}.")
         if self.schedule not in SCHEDULES:
@@ -73,7 +77,9 @@ class Optimization:
                 f"got {list(self.decay_at)}."
             )
         if not 0 < self.decay_factor < 1:
-            raise ConfigError(f"attack.optim.decay_factor must lie in (0, 1), got {self.decay_factor}.")
+            raise ConfigError(
+                f"attack.optim.decay_factor must lie in (0, 1), got {self.decay_factor}."
+            )
         if not positive_int(self.plateau_patience) and self.plateau_patience != 0:
             raise ConfigError(
                 f"attack.optim.plateau_patience must be a non-negative integer, got {self.plateau_patience}."
@@ -92,10 +98,15 @@ class Optimization:
         """The schedule as a torch scheduler of ``optimizer`` (None for a constant step): what
         L-BFGS steps with, and the reference the stacked schedule is tested against."""
         if self.schedule == "multistep":
-            return torch.optim.lr_scheduler.MultiStepLR(optimizer, self.milestones, self.decay_factor)
+            return torch.optim.lr_scheduler.MultiStepLR(
+                optimizer, self.milestones, self.decay_factor
+            )
         if self.schedule == "plateau":
             return torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, factor=self.decay_factor, patience=self.plateau_patience,
-                threshold=PLATEAU_THRESHOLD, eps=PLATEAU_EPS,
+                optimizer,
+                factor=self.decay_factor,
+                patience=self.plateau_patience,
+                threshold=PLATEAU_THRESHOLD,
+                eps=PLATEAU_EPS,
             )
         return None

@@ -11,7 +11,7 @@ so it takes the loop. ``attack.per_call`` overrides the choice.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -36,8 +36,17 @@ class ProblemLoss:
     layer, which spares the copy (6% on the ViT).
     """
 
-    def __init__(self, attack, model: nn.Module, problems: list, names: list[str], layout: Layout,
-                 device: torch.device, dtype: torch.dtype, flat: bool) -> None:
+    def __init__(
+        self,
+        attack,
+        model: nn.Module,
+        problems: list,
+        names: list[str],
+        layout: Layout,
+        device: torch.device,
+        dtype: torch.dtype,
+        flat: bool,
+    ) -> None:
         self.attack = attack
         self.model = model
         self.layout = layout
@@ -46,10 +55,13 @@ class ProblemLoss:
         self.distance = OBJECTIVES[attack.objective]
         self.local = problems[0].update.local
         self.targets = {
-            k: torch.stack([p.update.gradients[k] for p in problems]).to(device, dtype) for k in names
+            k: torch.stack([p.update.gradients[k] for p in problems]).to(device, dtype)
+            for k in names
         }
         self.target_norms = squared_norms(self.targets)
-        self.flat_targets = torch.cat([t.flatten(1) for t in self.targets.values()], dim=1) if flat else None
+        self.flat_targets = (
+            torch.cat([t.flatten(1) for t in self.targets.values()], dim=1) if flat else None
+        )
         self.labels = None
         if problems[0].labels is not None:
             self.labels = torch.stack([p.labels for p in problems]).to(device)
@@ -63,12 +75,16 @@ class ProblemLoss:
         return self.target_norms.shape[0]
 
     # --------------------------------------------------------------- what a forward pass takes
-    def forward_labels(self, variables: dict[str, Variable], rows: slice = slice(None)) -> torch.Tensor:
+    def forward_labels(
+        self, variables: dict[str, Variable], rows: slice = slice(None)
+    ) -> torch.Tensor:
         """The labels of the training loss: fixed, or the softmax of learned logits."""
         logits = learned_labels(variables)
         return self.labels[rows] if logits is None else logits.softmax(dim=-1)
 
-    def buffers(self, variables: dict[str, Variable], counters: torch.Tensor, rows: slice = slice(None)) -> Tensors:
+    def buffers(
+        self, variables: dict[str, Variable], counters: torch.Tensor, rows: slice = slice(None)
+    ) -> Tensors:
         """The module buffers of one forward pass: learned variables that name one, replayed
         buffers, and this step's draws of the sampling layers (at the problems' ``counters``)."""
         learned = {v.buffer: v.value for v in variables.values() if v.buffer is not None}
@@ -76,15 +92,25 @@ class ProblemLoss:
         return {**learned, **fixed, **self.samples.draw(counters, rows)}
 
     # --------------------------------------------------------------- distances
-    def distances(self, images: torch.Tensor, labels: torch.Tensor, buffers: Tensors, rows: slice = slice(None)) -> torch.Tensor:
+    def distances(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        buffers: Tensors,
+        rows: slice = slice(None),
+    ) -> torch.Tensor:
         """Each problem's gradient distance (problems ``rows``, all arguments stacked over them)."""
         path = self.batching.path
         if path == "loop":
             first = rows.start or 0
-            return torch.stack([
-                self._one(images[i], labels[i], {k: b[i] for k, b in buffers.items()}, first + i)
-                for i in range(images.shape[0])
-            ])
+            return torch.stack(
+                [
+                    self._one(
+                        images[i], labels[i], {k: b[i] for k, b in buffers.items()}, first + i
+                    )
+                    for i in range(images.shape[0])
+                ]
+            )
         targets = {k: t[rows] for k, t in self.targets.items()}
         if path == "folded":
             flat = None if self.flat_targets is None else self.flat_targets[rows]
@@ -93,7 +119,14 @@ class ProblemLoss:
 
     def _folded(self, images, labels, buffers, targets, norms, flat_targets) -> torch.Tensor:
         return folded_distances(
-            self.model, self.batching.folding, images, labels, buffers, targets, norms, self.objective,
+            self.model,
+            self.batching.folding,
+            images,
+            labels,
+            buffers,
+            targets,
+            norms,
+            self.objective,
             flat_targets,
         )
 
@@ -103,9 +136,13 @@ class ProblemLoss:
     def _one(self, images, labels, buffers, row: int, create_graph: bool = True) -> torch.Tensor:
         """Problem ``row``'s distance through the plain autograd path (FedAvg: its local steps)."""
         if self.local is None:
-            grads = parameter_gradients(self.model, images, labels, self.names, buffers, create_graph=create_graph)
+            grads = parameter_gradients(
+                self.model, images, labels, self.names, buffers, create_graph=create_graph
+            )
         else:
-            grads, _ = local_update(self.model, images, labels, self.local, self.names, buffers, create_graph)
+            grads, _ = local_update(
+                self.model, images, labels, self.local, self.names, buffers, create_graph
+            )
         norm = self.target_norms[row]
         if self.flat_targets is not None:
             flat = torch.cat([grads[k].reshape(-1) for k in self.names])
@@ -113,7 +150,9 @@ class ProblemLoss:
         return self.distance(grads, {k: t[row] for k, t in self.targets.items()}, norm)
 
     # --------------------------------------------------------------- the step's loss and gradient
-    def value_and_grad(self, theta: torch.Tensor, counters: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def value_and_grad(
+        self, theta: torch.Tensor, counters: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Every problem's loss at ``theta`` (distance plus priors; problems at step ``counters``)
         and its gradient with respect to ``theta``: one call per ``Batching.chunk`` problems (one
         per problem on the loop path), each call's graph freed before the next is built."""
@@ -132,7 +171,9 @@ class ProblemLoss:
             values.append(loss.detach())
         return torch.cat(values), torch.cat(grads)
 
-    def losses(self, theta: torch.Tensor, counters: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
+    def losses(
+        self, theta: torch.Tensor, counters: torch.Tensor, rows: slice = slice(None)
+    ) -> torch.Tensor:
         """The differentiable losses of problems ``rows``, whose rows of theta ``theta`` holds."""
         images, variables = self.layout.views(theta)
         labels = self.forward_labels(variables, rows)
@@ -149,7 +190,11 @@ class ProblemLoss:
         with torch.enable_grad():
             for i in range(images.shape[0]):
                 distance = self._one(
-                    images[i], labels[i], {k: b[i] for k, b in buffers.items()}, i, create_graph=False
+                    images[i],
+                    labels[i],
+                    {k: b[i] for k, b in buffers.items()},
+                    i,
+                    create_graph=False,
                 )
                 values.append(float(distance.detach()))
         return values

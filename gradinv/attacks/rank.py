@@ -6,10 +6,16 @@ unknowns (the input is determined), else "deficient" (a subspace of inputs is in
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 COLUMNS = (
-    "layer", "unknowns", "weight_gradient_constraints", "forward_constraints", "rank", "verdict"
+    "layer",
+    "unknowns",
+    "weight_gradient_constraints",
+    "forward_constraints",
+    "rank",
+    "verdict",
 )
 
 

@@ -10,7 +10,7 @@ is one value per problem. A new prior is a subclass of ``Regularizer`` and one Y
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -56,9 +56,16 @@ class MaskRate(Regularizer):
         means = torch.segment_reduce(flat, "mean", lengths=lengths, axis=1, unsafe=True)
         yield self.weight * (1 - means - rates).abs().sum(dim=1)
 
-    def _segments_of(self, masks: list[DropoutMask], flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _segments_of(
+        self, masks: list[DropoutMask], flat: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each site's length (per problem, as segment_reduce takes them) and drop rate."""
-        key = (flat.device, flat.dtype, flat.shape[0], tuple((m.value.shape[1:], m.rate) for m in masks))
+        key = (
+            flat.device,
+            flat.dtype,
+            flat.shape[0],
+            tuple((m.value.shape[1:], m.rate) for m in masks),
+        )
         if key not in self._segments:
             sizes = [m.value[0].numel() for m in masks]
             lengths = torch.tensor(sizes, device=flat.device).expand(flat.shape[0], -1).contiguous()

@@ -10,7 +10,8 @@ No optimizer and no Trainer: the answer is exact up to the rank of each layer's 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.optimize
@@ -38,7 +39,9 @@ class RGAP(Attack):
     #: ``Reconstruction.gradient_distance`` is ``gradient_residual``'s relative squared distance.
     gradient_metric = "gradient_relative_squared_distance"
 
-    def __init__(self, labels_known: bool = True, masks_known: bool = False, **optimization: Any) -> None:
+    def __init__(
+        self, labels_known: bool = True, masks_known: bool = False, **optimization: Any
+    ) -> None:
         """``optimization``: the optimization attacks' fields (null in rgap.yaml), which one sweep
         may set for the attacks beside R-GAP; it has no use for them (a run drops and logs them)."""
         self.labels_known = labels_known
@@ -133,8 +136,15 @@ def invert(
     head = steps[-1]
     features, logits_grad = solve_head(head, _gradient(update, head), labels)
     grad = head.weight[:, :, 0, 0].T @ logits_grad
-    table = [rank_row(head.name, head.unknowns, head.weight.numel(), 0,
-                      head.unknowns if bool(logits_grad.any()) else 0)]
+    table = [
+        rank_row(
+            head.name,
+            head.unknowns,
+            head.weight.numel(),
+            0,
+            head.unknowns if bool(logits_grad.any()) else 0,
+        )
+    ]
     for step in reversed(steps[:-1]):
         output, grad = features.view(step.out_shape), grad.view(step.out_shape)
         known = torch.ones(step.out_shape, dtype=torch.bool)
@@ -146,8 +156,16 @@ def invert(
             grad = grad * torch.where(positive, 1.0, step.slope)
         system = layer_system(step, output, known, grad, _gradient(update, step))
         features, rank = system.solve()
-        table.insert(0, rank_row(step.name, step.unknowns, system.weight_gradient_constraints,
-                                 system.forward_constraints, rank))
+        table.insert(
+            0,
+            rank_row(
+                step.name,
+                step.unknowns,
+                system.weight_gradient_constraints,
+                system.forward_constraints,
+                rank,
+            ),
+        )
         grad = conv2d_input((1, *step.in_shape), step.weight, grad[None], step.stride, step.padding)
     return features.view(1, *image_shape), table
 
@@ -157,7 +175,7 @@ def _undo_dropout(step: Step, update: SharedUpdate, output: torch.Tensor, grad: 
     key, p = step.dropout
     if update.masks is None or key not in update.masks:
         raise ConfigError(
-            f"attack=rgap cannot handle layer '{key[:-len('.mask')]}' (MaskedDropout, p={p}): its "
+            f"attack=rgap cannot handle layer '{key[: -len('.mask')]}' (MaskedDropout, p={p}): its "
             "mask is unknown; set threat.masks=true or model.dropout=0."
         )
     scale = update.masks[key][0].detach().cpu().double().reshape(step.out_shape) / (1 - p)

@@ -22,14 +22,34 @@ from torch import nn
 from gradinv.errors import ConfigError
 from gradinv.models.dropout import MaskedDropout, mask_key
 
-NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)
+NORMS = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.modules.instancenorm._InstanceNorm,
+)
 POOLS = (
-    nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d,
-    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
 )
 ACTIVATIONS = (
-    nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Mish,
-    nn.Hardswish, nn.PReLU,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.GELU,
+    nn.SiLU,
+    nn.ELU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softplus,
+    nn.Mish,
+    nn.Hardswish,
+    nn.PReLU,
 )
 PASS_THROUGH = (nn.Flatten, nn.Identity)
 
@@ -39,13 +59,13 @@ class Step:
     """One linear map of the chain as a convolution, its activation and its dropout site."""
 
     name: str
-    weight: torch.Tensor                  # (out, in, kh, kw), float64
+    weight: torch.Tensor  # (out, in, kh, kw), float64
     bias: torch.Tensor | None
     stride: tuple[int, int]
     padding: tuple[int, int]
-    in_shape: tuple[int, int, int]        # (C, H, W) of the layer's input
+    in_shape: tuple[int, int, int]  # (C, H, W) of the layer's input
     out_shape: tuple[int, int, int]
-    slope: float | None = None            # LeakyReLU slope; None = no activation
+    slope: float | None = None  # LeakyReLU slope; None = no activation
     dropout: tuple[str, float] | None = None  # (mask key, p) of an active dropout site
 
     @property
@@ -58,7 +78,9 @@ class Step:
 
 
 def refuse(name: str, module: nn.Module, why: str) -> ConfigError:
-    return ConfigError(f"attack=rgap cannot handle layer '{name}' ({type(module).__name__}): {why}.")
+    return ConfigError(
+        f"attack=rgap cannot handle layer '{name}' ({type(module).__name__}): {why}."
+    )
 
 
 def _reason(module: nn.Module) -> str | None:
@@ -76,7 +98,9 @@ def _reason(module: nn.Module) -> str | None:
     if isinstance(module, nn.Dropout) and module.p > 0:
         return "torch dropout never reveals its mask (use gradinv's MaskedDropout)"
     if isinstance(module, nn.Conv2d) and (
-        module.groups != 1 or module.dilation != (1, 1) or module.padding_mode != "zeros"
+        module.groups != 1
+        or module.dilation != (1, 1)
+        or module.padding_mode != "zeros"
         or isinstance(module.padding, str)
     ):
         return "only plain convolutions (groups 1, dilation 1, numeric zero padding) are supported"
@@ -99,11 +123,15 @@ def _leaves(module: nn.Module, prefix: str):
         for inner, sub in child.named_modules(prefix=full):
             if inner != full and _reason(sub) is not None and not list(sub.children()):
                 raise refuse(inner, sub, _reason(sub))
-        raise refuse(full, child, "a block with its own forward (e.g. a residual sum) is not a chain")
+        raise refuse(
+            full, child, "a block with its own forward (e.g. a residual sum) is not a chain"
+        )
 
 
 def _step(name: str, layer: nn.Module, in_shape: tuple[int, ...]) -> Step:
-    weight = layer.weight.detach().cpu().double()  # R-GAP solves on the CPU, whatever the model's device
+    weight = (
+        layer.weight.detach().cpu().double()
+    )  # R-GAP solves on the CPU, whatever the model's device
     bias = None if layer.bias is None else layer.bias.detach().cpu().double()
     if isinstance(layer, nn.Linear):
         shape = (int(torch.tensor(in_shape).prod()), 1, 1)
@@ -120,7 +148,10 @@ def read_chain(model: nn.Module, input_shape: tuple[int, int, int]) -> list[Step
     features, head = getattr(model, "features", None), getattr(model, "head", None)
     if not isinstance(features, nn.Sequential) or not isinstance(head, nn.Linear):
         for name, module in model.named_modules():
-            if isinstance(module, (*NORMS, *POOLS, nn.MultiheadAttention)) or "Attention" in type(module).__name__:
+            if (
+                isinstance(module, (*NORMS, *POOLS, nn.MultiheadAttention))
+                or "Attention" in type(module).__name__
+            ):
                 raise refuse(name, module, _reason(module))
         raise ConfigError(
             "attack=rgap needs a model made of a Sequential 'features' and a linear 'head', "

@@ -24,7 +24,12 @@ class LayerSamples:
     """One problem's draws for the model's always-sampling layers, keyed by buffer name."""
 
     def __init__(
-        self, model: nn.Module, update: SharedUpdate, sample_shape: tuple[int, ...], seed: int, known: bool
+        self,
+        model: nn.Module,
+        update: SharedUpdate,
+        sample_shape: tuple[int, ...],
+        seed: int,
+        known: bool,
     ) -> None:
         layers = {n: m for n, m in stochastic_layers(model).items() if m.samples_in_eval}
         self.layers = round_randomness(model, update, sample_shape, layers)
@@ -46,7 +51,9 @@ class LayerSamples:
 class StackedSamples:
     """The draws of a group of problems with one layout, stacked along a leading problem axis."""
 
-    def __init__(self, samples: list[LayerSamples], device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self, samples: list[LayerSamples], device: torch.device, dtype: torch.dtype
+    ) -> None:
         if len({s.layout for s in samples}) != 1:
             raise ValueError("stacked problems must draw the same layers and shapes")
         self.layers = samples[0].layers
@@ -56,7 +63,8 @@ class StackedSamples:
         self.granted = None
         if self.layers and samples[0].granted is not None:
             self.granted = {
-                key: torch.stack([s.granted[key] for s in samples]).to(device, dtype) for key in self.layers
+                key: torch.stack([s.granted[key] for s in samples]).to(device, dtype)
+                for key in self.layers
             }
 
     def draw(self, counters: torch.Tensor, rows: slice = slice(None)) -> Tensors:
@@ -65,6 +73,8 @@ class StackedSamples:
             return {key: value[rows] for key, value in self.granted.items()}
         seeds = self.seeds[rows]
         return {
-            key: layer.draw_counted(torch.Size(shape), seeds, counters, self.streams[key], self.dtype)
+            key: layer.draw_counted(
+                torch.Size(shape), seeds, counters, self.streams[key], self.dtype
+            )
             for key, (layer, shape) in self.layers.items()
         }

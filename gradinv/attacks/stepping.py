@@ -11,12 +11,18 @@ step against torch's Adam and schedulers on scripted losses, problem by problem.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from gradinv.attacks.layout import IMAGES, Layout
-from gradinv.attacks.optimization import ADAM_BETAS, ADAM_EPS, PLATEAU_EPS, PLATEAU_THRESHOLD, Optimization
+from gradinv.attacks.optimization import (
+    ADAM_BETAS,
+    ADAM_EPS,
+    PLATEAU_EPS,
+    PLATEAU_THRESHOLD,
+    Optimization,
+)
 from gradinv.data.spec import DataSpec
 
 Reevaluate = Callable[[], tuple[torch.Tensor, torch.Tensor]]
@@ -78,7 +84,9 @@ class StackedAdam:
     signed when ``settings.signed``; every column is clamped to its bounds after the move.
     """
 
-    def __init__(self, settings: Optimization, layout: Layout, spec: DataSpec, theta: torch.Tensor) -> None:
+    def __init__(
+        self, settings: Optimization, layout: Layout, spec: DataSpec, theta: torch.Tensor
+    ) -> None:
         problems, device, dtype = theta.shape[0], theta.device, theta.dtype
         self.settings = settings
         self.m = torch.zeros_like(theta, requires_grad=False)
@@ -96,8 +104,14 @@ class StackedAdam:
         self.plateau_best = torch.full((problems,), torch.inf, dtype=torch.float64, device=device)
         self.bad_steps = torch.zeros(problems, dtype=torch.int64, device=device)
 
-    def move(self, theta: torch.Tensor, grad: torch.Tensor, losses: torch.Tensor, live: torch.Tensor,
-             steps: torch.Tensor) -> None:
+    def move(
+        self,
+        theta: torch.Tensor,
+        grad: torch.Tensor,
+        losses: torch.Tensor,
+        live: torch.Tensor,
+        steps: torch.Tensor,
+    ) -> None:
         """One Adam step of the live problems at their step sizes; ``steps`` counts the steps
         each took before this one. Then the schedule sees this step's losses."""
         beta1, beta2 = ADAM_BETAS
@@ -126,12 +140,19 @@ class StackedAdam:
             self.bad_steps.copy_(torch.where(better, 0, self.bad_steps + 1))
             reduce = self.bad_steps > self.settings.plateau_patience
             smaller = self.lr * factor
-            self.lr.copy_(torch.where(reduce[:, None] & (self.lr - smaller > PLATEAU_EPS), smaller, self.lr))
+            self.lr.copy_(
+                torch.where(reduce[:, None] & (self.lr - smaller > PLATEAU_EPS), smaller, self.lr)
+            )
             self.bad_steps.copy_(torch.where(reduce, 0, self.bad_steps))
 
 
-def advance(progress: Progress, stepper: StackedAdam | LbfgsStep, theta: torch.Tensor, grad: torch.Tensor,
-            losses: torch.Tensor) -> torch.Tensor:
+def advance(
+    progress: Progress,
+    stepper: StackedAdam | LbfgsStep,
+    theta: torch.Tensor,
+    grad: torch.Tensor,
+    losses: torch.Tensor,
+) -> torch.Tensor:
     """One step of every problem, in the order torch's own loop takes it: note the loss (best
     iterate), move the live problems, let the schedule see the loss, count the step and stop
     the problems that are done. Returns the problems that were live in it."""
@@ -146,8 +167,14 @@ class LbfgsStep:
     line search re-evaluates the loss (``reevaluate``: losses and gradient at ``theta``) and
     reads the device, so it is never captured."""
 
-    def __init__(self, settings: Optimization, layout: Layout, spec: DataSpec, theta: torch.Tensor,
-                 reevaluate: Reevaluate) -> None:
+    def __init__(
+        self,
+        settings: Optimization,
+        layout: Layout,
+        spec: DataSpec,
+        theta: torch.Tensor,
+        reevaluate: Reevaluate,
+    ) -> None:
         if theta.shape[0] != 1:
             raise ValueError("L-BFGS steps one problem per fit.")
         self.optimizer = torch.optim.LBFGS([theta], lr=settings.lr)
@@ -156,8 +183,14 @@ class LbfgsStep:
         low, high = column_bounds(layout, spec, settings.boxed)
         self.low, self.high = low.to(theta.device, theta.dtype), high.to(theta.device, theta.dtype)
 
-    def move(self, theta: torch.Tensor, grad: torch.Tensor, losses: torch.Tensor, live: torch.Tensor,
-             steps: torch.Tensor) -> None:
+    def move(
+        self,
+        theta: torch.Tensor,
+        grad: torch.Tensor,
+        losses: torch.Tensor,
+        live: torch.Tensor,
+        steps: torch.Tensor,
+    ) -> None:
         """One L-BFGS step (its first evaluation recomputes ``grad``), the schedule, the box."""
 
         def closure() -> torch.Tensor:

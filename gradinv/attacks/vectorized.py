@@ -14,7 +14,7 @@ ResNet-18, against the loop and finite differences). ``input_statistics`` names 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -32,7 +32,9 @@ def input_statistics(model: nn.Module) -> str | None:
     """The first module of ``model`` that normalizes by statistics of its input (any
     normalization but a batch norm on running statistics), if any."""
     for name, module in model.named_modules():
-        running = isinstance(module, nn.modules.batchnorm._BatchNorm) and not batch_statistics(module)
+        running = isinstance(module, nn.modules.batchnorm._BatchNorm) and not batch_statistics(
+            module
+        )
         if isinstance(module, NORMALIZATIONS) and not running:
             return f"{name} ({type(module).__name__})"
     return None

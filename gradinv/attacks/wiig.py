@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from gradinv.attacks.gradient_inversion import GradientInversion, Problem
-from gradinv.tensors import Tensors
 from gradinv.errors import ConfigError
+from gradinv.tensors import Tensors
 
 
 class WellInformedIG(GradientInversion):

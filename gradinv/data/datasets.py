@@ -72,7 +72,11 @@ class ImageDataset:
         """The victim batches, normalized for the model, in a fixed order."""
         images = self.load()
         chosen = select_indices(
-            len(images), self.num_victims, self.batch_size, self.victim_indices, seed,
+            len(images),
+            self.num_victims,
+            self.batch_size,
+            self.victim_indices,
+            seed,
             self.source_field,
         )
         batches = []
@@ -118,7 +122,9 @@ class MNIST(_ShippedSamples):
 
     def from_torchvision(self, root: str) -> Dataset:
         return datasets.MNIST(
-            root, train=self.split == "train", download=self.download,
+            root,
+            train=self.split == "train",
+            download=self.download,
             transform=transforms.ToTensor(),
         )
 
@@ -126,14 +132,14 @@ class MNIST(_ShippedSamples):
 class CIFAR10(_ShippedSamples):
     """CIFAR-10 natural images, 3 x 32 x 32, 10 classes."""
 
-    spec = DataSpec(
-        "cifar10", 3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-    )
+    spec = DataSpec("cifar10", 3, 32, 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
     sample_file = "cifar10_sample.npz"
 
     def from_torchvision(self, root: str) -> Dataset:
         return datasets.CIFAR10(
-            root, train=self.split == "train", download=self.download,
+            root,
+            train=self.split == "train",
+            download=self.download,
             transform=transforms.ToTensor(),
         )
 
@@ -176,7 +182,9 @@ class ImageFolder(ImageDataset):
     ) -> None:
         super().__init__(**fields)
         if path is None:
-            raise ConfigError("dataset.path is required for dataset=folder: set it to a folder of images.")
+            raise ConfigError(
+                "dataset.path is required for dataset=folder: set it to a folder of images."
+            )
         if not Path(path).is_dir():
             raise ConfigError(f"dataset.path must be an existing folder, got '{path}'.")
         if channels not in (1, 3):
@@ -237,8 +245,7 @@ class _FlatFolder(Dataset):
 
     def __init__(self, folder: Path, transform, label: int) -> None:
         self.files = sorted(
-            p for p in folder.iterdir()
-            if p.suffix.lower() in datasets.folder.IMG_EXTENSIONS
+            p for p in folder.iterdir() if p.suffix.lower() in datasets.folder.IMG_EXTENSIONS
         )
         if not self.files:
             raise ConfigError(f"dataset.path '{folder}' holds no image files.")

@@ -41,9 +41,7 @@ def select_indices(
             )
         bad = [i for i in indices if not 0 <= i < available]
         if bad:
-            raise ConfigError(
-                f"dataset.victim_indices must lie in [0, {available}), got {bad[0]}."
-            )
+            raise ConfigError(f"dataset.victim_indices must lie in [0, {available}), got {bad[0]}.")
         repeated = next((i for n, i in enumerate(indices) if i in indices[:n]), None)
         if repeated is not None:
             raise ConfigError(

@@ -42,7 +42,9 @@ class RoundAccounting:
         if noise_multiplier == 0:
             return math.inf
         accountant = create_accountant(mechanism=self.accountant)
-        accountant.step(noise_multiplier=noise_multiplier / math.sqrt(self.steps), sample_rate=self.sample_rate)
+        accountant.step(
+            noise_multiplier=noise_multiplier / math.sqrt(self.steps), sample_rate=self.sample_rate
+        )
         with np.errstate(divide="ignore"):  # PRV takes log(1 - rate) = -inf at rate 1, on purpose
             return float(accountant.get_epsilon(delta=self.delta))
 
@@ -60,7 +62,10 @@ def _noise_multiplier(round_: RoundAccounting, epsilon: float) -> float:
     with warnings.catch_warnings(), np.errstate(divide="ignore"):
         warnings.filterwarnings("ignore", message="Optimal order is the (largest|smallest) alpha")
         composed = get_noise_multiplier(
-            target_epsilon=epsilon, target_delta=round_.delta, sample_rate=round_.sample_rate, steps=1,
+            target_epsilon=epsilon,
+            target_delta=round_.delta,
+            sample_rate=round_.sample_rate,
+            steps=1,
             accountant=round_.accountant,
         )
     return float(composed) * math.sqrt(round_.steps)

@@ -31,7 +31,9 @@ class Defense:
         which one image enters at most ``steps`` steps; None: the plain gradient of the mean loss."""
         return None
 
-    def protect(self, gradients: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    def protect(
+        self, gradients: dict[str, torch.Tensor], model: nn.Module
+    ) -> dict[str, torch.Tensor]:
         """Return the gradients the client actually shares."""
         return gradients
 

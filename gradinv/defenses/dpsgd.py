@@ -60,7 +60,9 @@ class DPSGD(Defense):
                 f"got noise_multiplier={noise_multiplier}, epsilon={epsilon}."
             )
         if noise_multiplier is not None and not 0 <= noise_multiplier < math.inf:
-            raise ConfigError(f"defense.noise_multiplier must be a non-negative finite number, got {noise_multiplier}.")
+            raise ConfigError(
+                f"defense.noise_multiplier must be a non-negative finite number, got {noise_multiplier}."
+            )
         if epsilon is not None and not 0 < epsilon < math.inf:
             raise ConfigError(
                 f"defense.epsilon must be a positive finite number, got {epsilon}; for no noise "
@@ -74,9 +76,13 @@ class DPSGD(Defense):
         if not 0 < delta < 1:
             raise ConfigError(f"defense.delta must lie in (0, 1), got {delta}.")
         if dataset_size is not None and dataset_size < 1:
-            raise ConfigError(f"defense.dataset_size must be a positive integer or null, got {dataset_size}.")
+            raise ConfigError(
+                f"defense.dataset_size must be a positive integer or null, got {dataset_size}."
+            )
         if accountant not in ACCOUNTANTS:
-            raise ConfigError(f"defense.accountant must be one of {', '.join(ACCOUNTANTS)}, got {accountant!r}.")
+            raise ConfigError(
+                f"defense.accountant must be one of {', '.join(ACCOUNTANTS)}, got {accountant!r}."
+            )
         if dataset_size is None:
             log.info(
                 "defense=dpsgd: defense.dataset_size is null, so the round's batch is all the "
@@ -107,7 +113,9 @@ class DPSGD(Defense):
         return self.accounting(batch_size, steps).noise_multiplier(self.epsilon)
 
     def client_gradients(self, batch_size: int, steps: int) -> StepGradients:
-        return partial(private_gradients, clip=self.clip, noise_multiplier=self.sigma(batch_size, steps))
+        return partial(
+            private_gradients, clip=self.clip, noise_multiplier=self.sigma(batch_size, steps)
+        )
 
     def privacy(self, batch_size: int, steps: int) -> dict[str, Any]:
         """Epsilon at delta of one round and what it was computed from; epsilon is null (infinite)
@@ -130,8 +138,13 @@ class DPSGD(Defense):
 
 
 def private_gradients(
-    model: nn.Module, params: Tensors, images: torch.Tensor, labels: torch.Tensor, buffers: Tensors,
-    clip: float, noise_multiplier: float,
+    model: nn.Module,
+    params: Tensors,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    buffers: Tensors,
+    clip: float,
+    noise_multiplier: float,
 ) -> tuple[Tensors, Tensors]:
     """One DP-SGD step's gradients (``StepGradients``) and the randomness drawn for the batch."""
     per_example, drawn = per_example_gradients(model, params, images, labels, buffers)
@@ -152,19 +165,25 @@ def per_example_gradients(
     randomness = {**drawn, **buffers}
     detached = {k: p.detach() for k, p in params.items()}
 
-    def example_loss(params: Tensors, image: torch.Tensor, label: torch.Tensor, rows: Tensors) -> torch.Tensor:
+    def example_loss(
+        params: Tensors, image: torch.Tensor, label: torch.Tensor, rows: Tensors
+    ) -> torch.Tensor:
         given = {k: r.unsqueeze(0) for k, r in rows.items()}
         logits = functional_call(model, {**params, **given}, (image.unsqueeze(0),))
         return training_loss(model, logits, label.unsqueeze(0))
 
-    return vmap(grad(example_loss), in_dims=(None, 0, 0, 0))(detached, images, labels, randomness), drawn
+    return vmap(grad(example_loss), in_dims=(None, 0, 0, 0))(
+        detached, images, labels, randomness
+    ), drawn
 
 
 def check_independent_examples(model: nn.Module, batch_size: int) -> None:
     """Per-example gradients need examples that do not interact: no batch norm on the batch's
     own statistics (which Opacus refuses too)."""
     for name, module in model.named_modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and (module.training or module.running_mean is None):
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and (
+            module.training or module.running_mean is None
+        ):
             raise ConfigError(
                 f"defense=dpsgd clips each example's gradient, which batch norm on batch statistics "
                 f"({name}) makes depend on the other {batch_size - 1} examples of the step: set "

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gradinv.models.random_stream import standard_normals
 from gradinv.defenses.base import Defense
 from gradinv.errors import ConfigError
 from gradinv.models.auxiliary import AuxiliaryLoss
+from gradinv.models.random_stream import standard_normals
 from gradinv.models.stochastic import StochasticLayer
 from gradinv.models.tracing import first_inputs
 from gradinv.typecheck import positive_int
@@ -45,11 +45,18 @@ class VariationalBottleneck(StochasticLayer, AuxiliaryLoss):
     def randomness_shape(self, x: torch.Tensor) -> torch.Size:
         return torch.Size((*x.shape[:-1], self.latent))
 
-    def draw_cpu(self, shape: torch.Size, dtype: torch.dtype, generator: torch.Generator | None) -> torch.Tensor:
+    def draw_cpu(
+        self, shape: torch.Size, dtype: torch.dtype, generator: torch.Generator | None
+    ) -> torch.Tensor:
         return torch.randn(shape, dtype=dtype, generator=generator)
 
     def draw_counted(
-        self, shape: torch.Size, seeds: torch.Tensor, counters: torch.Tensor, stream: int, dtype: torch.dtype
+        self,
+        shape: torch.Size,
+        seeds: torch.Tensor,
+        counters: torch.Tensor,
+        stream: int,
+        dtype: torch.dtype,
     ) -> torch.Tensor:
         noise = standard_normals(seeds, counters, stream, shape.numel())
         return noise.to(dtype).view(len(seeds), *shape)
@@ -74,7 +81,9 @@ class _ThroughBottleneck:
     def __init__(self, bottleneck: VariationalBottleneck) -> None:
         self.bottleneck = bottleneck
 
-    def __call__(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    def __call__(
+        self, module: nn.Module, args: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, ...]:
         return (self.bottleneck(args[0]), *args[1:])
 
 
@@ -92,9 +101,13 @@ class Precode(Defense):
     def prepare_model(self, model: nn.Module) -> nn.Module:
         head = getattr(model, "head", None)
         if not isinstance(head, nn.Linear):
-            raise ConfigError("defense=precode needs a model whose classifier 'head' is a linear layer.")
+            raise ConfigError(
+                "defense=precode needs a model whose classifier 'head' is a linear layer."
+            )
         if hasattr(model, BOTTLENECK):
-            raise ConfigError("defense=precode was applied to a model that already has a bottleneck.")
+            raise ConfigError(
+                "defense=precode was applied to a model that already has a bottleneck."
+            )
         bottleneck = VariationalBottleneck(head.in_features, self.latent, self.beta)
         model.add_module(BOTTLENECK, bottleneck)
         head.register_forward_pre_hook(_ThroughBottleneck(bottleneck))
@@ -132,7 +145,8 @@ def stochastic_parameters(model: nn.Module) -> list[str]:
 def _forward_order(model: nn.Module, call) -> list[str]:
     """Module names that own parameters, in the order they first run during ``call()``."""
     owners = {
-        name: module for name, module in model.named_modules()
+        name: module
+        for name, module in model.named_modules()
         if any(True for _ in module.parameters(recurse=False))
     }
     return list(first_inputs(model, owners, call))

@@ -28,7 +28,9 @@ class Quantize(Defense):
             )
         self.precision = precision
 
-    def protect(self, gradients: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    def protect(
+        self, gradients: dict[str, torch.Tensor], model: nn.Module
+    ) -> dict[str, torch.Tensor]:
         return {k: self._round(g) for k, g in gradients.items()}
 
     def _round(self, gradient: torch.Tensor) -> torch.Tensor:

@@ -77,8 +77,11 @@ class FederatedClient(L.LightningModule):
         if self.local_steps is None:
             return {"algorithm": "fedsgd"}
         return {
-            "algorithm": "fedavg", "local_steps": self.local_steps, "local_lr": self.local_lr,
-            "local_batch_size": self.local_batch_size, "data_order_known": self.share_order or not self.shuffle,
+            "algorithm": "fedavg",
+            "local_steps": self.local_steps,
+            "local_lr": self.local_lr,
+            "local_batch_size": self.local_batch_size,
+            "data_order_known": self.share_order or not self.shuffle,
         }
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -156,7 +159,9 @@ class FederatedClient(L.LightningModule):
         1 under FedSGD, a FedAvg client's local steps over that image."""
         if self.local_steps is None:
             return 1
-        return steps_per_image(self.local_steps, local_batch_size(self.local_batch_size, total), total)
+        return steps_per_image(
+            self.local_steps, local_batch_size(self.local_batch_size, total), total
+        )
 
     def privacy(self, total: int) -> dict[str, Any] | None:
         """The defense's privacy accounting of one round on ``total`` images (None without one)."""
@@ -182,7 +187,9 @@ def check_local_fields(steps: int, lr: float, batch_size: int | None) -> None:
     if not lr > 0:
         raise ConfigError(f"client.local_lr must be positive, got {lr}.")
     if batch_size is not None and not positive_int(batch_size):
-        raise ConfigError(f"client.local_batch_size must be a positive integer or null, got {batch_size}.")
+        raise ConfigError(
+            f"client.local_batch_size must be a positive integer or null, got {batch_size}."
+        )
 
 
 def local_batch_size(batch_size: int | None, total: int) -> int:

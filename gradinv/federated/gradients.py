@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +15,9 @@ from gradinv.tensors import Tensors
 
 #: How a client computes the gradients of one step: from (model, parameters, images, labels,
 #: supplied randomness buffers) to the gradients by parameter name and the randomness drawn.
-StepGradients = Callable[[nn.Module, Tensors, torch.Tensor, torch.Tensor, Tensors], tuple[Tensors, Tensors]]
+StepGradients = Callable[
+    [nn.Module, Tensors, torch.Tensor, torch.Tensor, Tensors], tuple[Tensors, Tensors]
+]
 
 
 def binary_targets(labels: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,9 @@ def local_update(
     drawn: Tensors = {}
     for step in range(training.steps):
         rows = training.rows(step, len(labels), images.device)
-        grads, recorded = gradients(model, params, images[rows], labels[rows], step_buffers(buffers or {}, step))
+        grads, recorded = gradients(
+            model, params, images[rows], labels[rows], step_buffers(buffers or {}, step)
+        )
         params = {k: p - training.lr * grads[k] for k, p in params.items()}
         drawn.update({step_key(step, k): v for k, v in recorded.items()})
     wanted = list(start) if names is None else names

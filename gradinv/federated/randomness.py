@@ -35,7 +35,7 @@ def unstepped(key: str) -> str:
 def step_buffers(buffers: Tensors, step: int) -> Tensors:
     """The buffers of local step ``step``, with their step prefix removed."""
     prefix = STEP.format(step)
-    return {k[len(prefix):]: v for k, v in buffers.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in buffers.items() if k.startswith(prefix)}
 
 
 def stepped(shapes: dict[str, torch.Size], training: LocalTraining | None) -> dict[str, torch.Size]:
@@ -53,7 +53,10 @@ def local_input_shape(update: SharedUpdate, sample_shape: tuple[int, ...]) -> tu
 
 
 def round_randomness(
-    model: nn.Module, update: SharedUpdate, sample_shape: tuple[int, ...], layers: dict[str, StochasticLayer]
+    model: nn.Module,
+    update: SharedUpdate,
+    sample_shape: tuple[int, ...],
+    layers: dict[str, StochasticLayer],
 ) -> dict[str, tuple[StochasticLayer, torch.Size]]:
     """The draws one round of the client makes in ``layers``: per buffer key (step-prefixed under
     FedAvg, one per local step) the layer that draws it and its shape."""
@@ -61,4 +64,6 @@ def round_randomness(
         return {}
     shapes = randomness_shapes(model, local_input_shape(update, sample_shape), layers)
     by_key = {randomness_key(name, layer): layer for name, layer in layers.items()}
-    return {key: (by_key[unstepped(key)], shape) for key, shape in stepped(shapes, update.local).items()}
+    return {
+        key: (by_key[unstepped(key)], shape) for key, shape in stepped(shapes, update.local).items()
+    }

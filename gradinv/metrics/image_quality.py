@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -34,12 +34,16 @@ def mse_per_image(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def psnr_per_image(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """PSNR of each image in dB, peak 1."""
-    return peak_signal_noise_ratio(preds, target, data_range=1.0, reduction="none", dim=(1, 2, 3)).view(-1)
+    return peak_signal_noise_ratio(
+        preds, target, data_range=1.0, reduction="none", dim=(1, 2, 3)
+    ).view(-1)
 
 
 def ssim_per_image(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """SSIM of each image with torchmetrics' 11 x 11 Gaussian window."""
-    return structural_similarity_index_measure(preds, target, data_range=1.0, reduction="none").view(-1)
+    return structural_similarity_index_measure(
+        preds, target, data_range=1.0, reduction="none"
+    ).view(-1)
 
 
 #: The function of each metric in ``schema.IMAGE_METRICS`` (which holds its label and direction).
@@ -63,7 +67,9 @@ def image_quality(originals: torch.Tensor, reconstructions: torch.Tensor) -> dic
     preds = reconstructions[order]
     values = {name: PER_IMAGE[name](preds, originals) for name in IMAGE_METRICS}
     result: dict[str, list] = {"order": order.tolist()}
-    result.update({name: [None] * len(preds) if v is None else v.tolist() for name, v in values.items()})
+    result.update(
+        {name: [None] * len(preds) if v is None else v.tolist() for name, v in values.items()}
+    )
     if values["lpips"] is None:
         result["lpips_reason"] = unavailable_reason()
     return result

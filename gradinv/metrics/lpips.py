@@ -14,7 +14,7 @@ import hashlib
 import io
 import logging
 import socket
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -41,7 +41,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=None)
+@cache
 def unavailable_reason() -> str | None:
     """Why LPIPS cannot be computed here, or None when the verified weights are in place."""
     path = weights_path()
@@ -56,7 +56,7 @@ def unavailable_reason() -> str | None:
     return reason
 
 
-@lru_cache(maxsize=None)
+@cache
 def fetch_weights(timeout: float = 10.0, verbose: bool = False) -> str | None:
     """Download the backbone into the hub cache unless it is there; None when LPIPS can run,
     else why not. Tried once per process; a machine without network fails within ``timeout``.
@@ -78,7 +78,7 @@ def fetch_weights(timeout: float = 10.0, verbose: bool = False) -> str | None:
     return unavailable_reason()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _metric():
     from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
@@ -107,14 +107,19 @@ def lpips_per_image(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor |
     return values.view(-1)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _warn_once(reason: str) -> None:
     """One line: LPIPS is null, why, and how to enable it or to skip the download attempt."""
     skip = (
-        "or set metrics.lpips_download=false to skip the download attempt" if "failed" in DOWNLOAD
+        "or set metrics.lpips_download=false to skip the download attempt"
+        if "failed" in DOWNLOAD
         else "or let metrics.lpips_download=true download it"
     )
     log.warning(
         "LPIPS is recorded as null: %s; place torchvision's AlexNet weights file %s in %s to "
-        "enable it, %s.", reason, WEIGHTS_FILE, weights_path().parent, skip,
+        "enable it, %s.",
+        reason,
+        WEIGHTS_FILE,
+        weights_path().parent,
+        skip,
     )

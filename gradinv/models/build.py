@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -54,7 +55,9 @@ def _load_checkpoint(model: nn.Module, path: Path) -> None:
             f"({type(error).__name__}); save one with torch.save(model.state_dict(), path)."
         ) from None
     if not isinstance(state, dict):
-        raise ConfigError(f"model.checkpoint '{path}' holds a {type(state).__name__}, not a state_dict.")
+        raise ConfigError(
+            f"model.checkpoint '{path}' holds a {type(state).__name__}, not a state_dict."
+        )
     state = state.get("state_dict", state)
     try:
         model.load_state_dict(state)

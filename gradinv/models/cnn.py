@@ -32,7 +32,12 @@ class CNN(nn.Module):
         for c_in, c_out in ((in_channels, c1), (c1, c2)):
             layers += [nn.Conv2d(c_in, c_out, 5, padding=2), nn.GELU(), nn.MaxPool2d(2)]
             layers += [MaskedDropout(dropout)] if spatial else []
-        layers += [nn.Flatten(), nn.Linear(c2 * (size // 4) ** 2, hidden), nn.GELU(), MaskedDropout(dropout)]
+        layers += [
+            nn.Flatten(),
+            nn.Linear(c2 * (size // 4) ** 2, hidden),
+            nn.GELU(),
+            MaskedDropout(dropout),
+        ]
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(hidden, num_classes)
 

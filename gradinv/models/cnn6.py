@@ -7,7 +7,7 @@ cnn6d. Dropout sites: one after each of the six activations.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -34,7 +34,9 @@ class CNN6(nn.Module):
     ) -> None:
         super().__init__()
         if len(channels) != len(GEOMETRY):
-            raise ConfigError(f"model.channels must list {len(GEOMETRY)} widths, got {list(channels)}.")
+            raise ConfigError(
+                f"model.channels must list {len(GEOMETRY)} widths, got {list(channels)}."
+            )
         layers: list[nn.Module] = []
         previous = input_shape[0]
         for width, (kernel, stride, padding) in zip(channels, GEOMETRY):

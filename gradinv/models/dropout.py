@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gradinv.models.random_stream import uniforms
 from gradinv.errors import ConfigError
+from gradinv.models.random_stream import uniforms
 from gradinv.models.stochastic import StochasticLayer
 from gradinv.typecheck import matches
 
@@ -36,11 +36,18 @@ class MaskedDropout(StochasticLayer):
     def randomness_shape(self, x: torch.Tensor) -> torch.Size:
         return x.shape
 
-    def draw_cpu(self, shape: torch.Size, dtype: torch.dtype, generator: torch.Generator | None) -> torch.Tensor:
+    def draw_cpu(
+        self, shape: torch.Size, dtype: torch.dtype, generator: torch.Generator | None
+    ) -> torch.Tensor:
         return torch.empty(shape, dtype=dtype).bernoulli_(1 - self.p, generator=generator)
 
     def draw_counted(
-        self, shape: torch.Size, seeds: torch.Tensor, counters: torch.Tensor, stream: int, dtype: torch.dtype
+        self,
+        shape: torch.Size,
+        seeds: torch.Tensor,
+        counters: torch.Tensor,
+        stream: int,
+        dtype: torch.dtype,
     ) -> torch.Tensor:
         kept = uniforms(seeds, counters, stream, shape.numel()) < 1 - self.p
         return kept.to(dtype).view(len(seeds), *shape)

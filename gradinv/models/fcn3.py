@@ -7,7 +7,7 @@ Dropout sites: one after each of the two activations.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import nn
 
@@ -31,7 +31,11 @@ class FCN3(nn.Module):
         layers: list[nn.Module] = [nn.Flatten()]
         features = math.prod(input_shape)
         for width in widths:
-            layers += [nn.Linear(features, width, bias=False), nn.LeakyReLU(slope), MaskedDropout(dropout)]
+            layers += [
+                nn.Linear(features, width, bias=False),
+                nn.LeakyReLU(slope),
+                MaskedDropout(dropout),
+            ]
             features = width
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(features, head_outputs(head, num_classes), bias=False)

@@ -20,12 +20,18 @@ WIDTH = 12
 class LeNet(nn.Module):
     """Three (conv 5x5, sigmoid, dropout) blocks, flatten, linear head; U(-0.5, 0.5) weights."""
 
-    def __init__(self, input_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self, input_shape: tuple[int, int, int], num_classes: int, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         channels, size, _ = input_shape
         layers: list[nn.Module] = []
         for stride in STRIDES:
-            layers += [nn.Conv2d(channels, WIDTH, 5, stride, padding=2), nn.Sigmoid(), MaskedDropout(dropout)]
+            layers += [
+                nn.Conv2d(channels, WIDTH, 5, stride, padding=2),
+                nn.Sigmoid(),
+                MaskedDropout(dropout),
+            ]
             channels, size = WIDTH, (size - 1) // stride + 1
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Linear(WIDTH * size * size, num_classes)

@@ -16,5 +16,7 @@ PLACEMENTS = ("classifier", "spatial")
 def check_placement(placement: str) -> bool:
     """Whether ``placement`` puts dropout on feature maps; a wrong value stops with the field."""
     if placement not in PLACEMENTS:
-        raise ConfigError(f"model.dropout_placement must be one of {PLACEMENTS}, got '{placement}'.")
+        raise ConfigError(
+            f"model.dropout_placement must be one of {PLACEMENTS}, got '{placement}'."
+        )
     return placement == "spatial"

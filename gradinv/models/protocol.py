@@ -25,7 +25,8 @@ R-GAP reads the model, since the other attacks do not need it.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,10 +38,17 @@ from gradinv.errors import ConfigError
 
 #: torch's dropout modules, which draw masks no one can record or supply.
 TORCH_DROPOUT = (
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
 )
 #: Why attention must be written out, closing the refusals of fused attention.
-WRITE_OUT = "which has no double backward on CPU: write attention out as gradinv.models.vit.Attention does"
+WRITE_OUT = (
+    "which has no double backward on CPU: write attention out as gradinv.models.vit.Attention does"
+)
 
 
 def check_model(model: nn.Module, spec: DataSpec, name: str) -> None:

@@ -36,7 +36,9 @@ def uniforms(seeds: torch.Tensor, counters: torch.Tensor, stream: int, count: in
     return ((bits >> 8).double() + 0.5) * 2.0**-24
 
 
-def standard_normals(seeds: torch.Tensor, counters: torch.Tensor, stream: int, count: int) -> torch.Tensor:
+def standard_normals(
+    seeds: torch.Tensor, counters: torch.Tensor, stream: int, count: int
+) -> torch.Tensor:
     """``count`` standard normal values per problem (Box-Muller on two uniforms), float64."""
     u = uniforms(seeds, counters, stream, 2 * count)
     radius = torch.sqrt(-2.0 * torch.log(u[:, :count]))

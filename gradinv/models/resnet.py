@@ -37,8 +37,15 @@ class ResNet18(nn.Module):
         for stage in (net.layer1, net.layer2, net.layer3):
             stages += [stage, MaskedDropout(dropout)] if spatial else [stage]
         self.features = nn.Sequential(
-            net.conv1, net.bn1, net.relu, net.maxpool, *stages,
-            net.layer4, net.avgpool, nn.Flatten(), MaskedDropout(dropout),
+            net.conv1,
+            net.bn1,
+            net.relu,
+            net.maxpool,
+            *stages,
+            net.layer4,
+            net.avgpool,
+            nn.Flatten(),
+            MaskedDropout(dropout),
         )
         self.head = net.fc
 

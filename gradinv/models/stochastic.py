@@ -16,8 +16,9 @@ and a GPU), and an attacker's per-step draws come from the counter-based stream
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -48,17 +49,26 @@ class StochasticLayer(nn.Module):
         """The shape of the randomness this layer needs for input ``x``."""
         raise NotImplementedError
 
-    def draw(self, shape: torch.Size, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def draw(
+        self, shape: torch.Size, like: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """A fresh draw of the randomness from a CPU ``generator`` (torch's default one if None),
         with the dtype and device of ``like``."""
         return self.draw_cpu(shape, like.dtype, generator).to(like.device)
 
-    def draw_cpu(self, shape: torch.Size, dtype: torch.dtype, generator: torch.Generator | None) -> torch.Tensor:
+    def draw_cpu(
+        self, shape: torch.Size, dtype: torch.dtype, generator: torch.Generator | None
+    ) -> torch.Tensor:
         """A fresh draw on the CPU: the layer's distribution."""
         raise NotImplementedError
 
     def draw_counted(
-        self, shape: torch.Size, seeds: torch.Tensor, counters: torch.Tensor, stream: int, dtype: torch.dtype
+        self,
+        shape: torch.Size,
+        seeds: torch.Tensor,
+        counters: torch.Tensor,
+        stream: int,
+        dtype: torch.dtype,
     ) -> torch.Tensor:
         """One draw per problem, shaped (problems, *shape), from the counter-based stream at
         ``seeds`` (int64 per problem), ``counters`` (the problems' steps) and ``stream``."""

@@ -48,8 +48,11 @@ class Block(nn.Module):
         self.attn = Attention(dim, heads, dropout)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(
-            nn.Linear(dim, mlp_dim), nn.GELU(), MaskedDropout(dropout),
-            nn.Linear(mlp_dim, dim), MaskedDropout(dropout),
+            nn.Linear(dim, mlp_dim),
+            nn.GELU(),
+            MaskedDropout(dropout),
+            nn.Linear(mlp_dim, dim),
+            MaskedDropout(dropout),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

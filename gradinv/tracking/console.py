@@ -12,8 +12,11 @@ import os
 import warnings
 
 CHATTY_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning")
-CHATTY_WARNINGS = (".*LeafSpec.*", ".*does not have many workers.*",
-                   ".*module\\(s\\) in eval mode at the start of training.*")
+CHATTY_WARNINGS = (
+    ".*LeafSpec.*",
+    ".*does not have many workers.*",
+    ".*module\\(s\\) in eval mode at the start of training.*",
+)
 
 
 def set_verbosity(verbose: bool) -> None:

@@ -10,8 +10,8 @@ that analysis can recompute any metric later.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -43,8 +43,10 @@ def save_reconstruction(
     labels_known: bool = True,
 ) -> None:
     """Write the labelled figure to ``path`` and the tensors to ``TENSORS_FILE`` beside it."""
-    torch.save({"originals": originals.cpu(), "reconstructions": reconstructions.cpu()},
-               path.parent / TENSORS_FILE)
+    torch.save(
+        {"originals": originals.cpu(), "reconstructions": reconstructions.cpu()},
+        path.parent / TENSORS_FILE,
+    )
     figure = reconstruction_figure(originals, reconstructions, per_image, title, labels_known)
     figure.savefig(path)
     plt.close(figure)
@@ -67,7 +69,9 @@ def reconstruction_figure(
     inches = max(originals.shape[-1], MIN_PIXELS) / 100
     widths = [batch * inches + 0.15 + ROW_NAMES * (column == 0) for column in range(columns)]
     figure = plt.figure(
-        figsize=(max(sum(widths), 3.2), rows * (2 * inches + 1.05) + 0.35), layout="constrained", dpi=100,
+        figsize=(max(sum(widths), 3.2), rows * (2 * inches + 1.05) + 0.35),
+        layout="constrained",
+        dpi=100,
     )
     panels = figure.subfigures(
         rows, columns, squeeze=False, width_ratios=widths, edgecolor="0.6", linewidth=1.0
@@ -90,7 +94,7 @@ def reconstruction_figure(
             axes[1][0].set_ylabel("reconstruction", fontsize=8)
         if len(victims) > 1:
             panel.suptitle(f"victim {number}", fontsize=8)
-    for unused in panels.flat[len(victims):]:
+    for unused in panels.flat[len(victims) :]:
         unused.set_frameon(False)
     if title:
         figure.suptitle(title, fontsize=8, wrap=True)
@@ -109,8 +113,13 @@ def _victims(per_image: Sequence[ImageScore], count: int) -> list[list[int]]:
 
 def _show(ax, image: torch.Tensor) -> None:
     pixels = image.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy()
-    ax.imshow(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels,
-              cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(
+        pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels,
+        cmap="gray",
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
     ax.set_xticks([])
     ax.set_yticks([])
 

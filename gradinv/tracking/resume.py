@@ -41,10 +41,16 @@ def drop_unused_attack_fields(cfg: DictConfig, attack: str) -> None:
     """Remove the attack fields its class does not take (a closed-form attack's placeholders
     for the optimization fields a sweep sets for the other attacks), logging those that were set."""
     unused = unused_fields(cfg.attack)
-    ignored = [f"{path}={value}" for key in unused for path, value in _set_leaves(f"attack.{key}", cfg.attack[key])]
+    ignored = [
+        f"{path}={value}"
+        for key in unused
+        for path, value in _set_leaves(f"attack.{key}", cfg.attack[key])
+    ]
     if ignored:
         log.info(
-            "attack=%s does not use %s (set for the other attacks of a sweep): ignored.", attack, ", ".join(ignored)
+            "attack=%s does not use %s (set for the other attacks of a sweep): ignored.",
+            attack,
+            ", ".join(ignored),
         )
     with open_dict(cfg):
         for key in unused:

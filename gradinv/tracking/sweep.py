@@ -18,11 +18,12 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
@@ -49,7 +50,7 @@ class Ledger:
     path: Path
 
     @classmethod
-    def open(cls, sweep_dir: Path, cells: int | None) -> "Ledger":
+    def open(cls, sweep_dir: Path, cells: int | None) -> Ledger:
         """A new ledger in ``sweep_dir`` for this command's cells, named to them (and to the
         processes they run in) through ``LEDGER_VARIABLE``."""
         name = f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{uuid.uuid4().hex[:8]}"
@@ -61,7 +62,7 @@ class Ledger:
         return ledger
 
     @classmethod
-    def current(cls) -> "Ledger | None":
+    def current(cls) -> Ledger | None:
         """The ledger of the sweep this process works for, if any."""
         path = os.environ.get(LEDGER_VARIABLE)
         return cls(Path(path)) if path and (Path(path) / SWEEP_FILE).is_file() else None
@@ -77,7 +78,9 @@ class Ledger:
 
     def entries(self) -> list[dict[str, Any]]:
         """The cells that ended so far, by job number."""
-        found = [json.loads(p.read_text()) for p in self.path.glob("*.json") if p.name != SWEEP_FILE]
+        found = [
+            json.loads(p.read_text()) for p in self.path.glob("*.json") if p.name != SWEEP_FILE
+        ]
         return sorted(found, key=lambda entry: entry["number"])
 
     def close(self) -> None:
@@ -96,13 +99,21 @@ class Ledger:
         bad = [entry for entry in entries if entry["status"] != OK]
         ok = len(entries) - len(bad)
         unknown = (sweep["cells"] or len(entries)) - len(entries)
-        head = f"gradinv: sweep {folder}{' so far' if interrupted else ''}: {ok} ok, {len(bad)} not ok"
+        head = (
+            f"gradinv: sweep {folder}{' so far' if interrupted else ''}: {ok} ok, {len(bad)} not ok"
+        )
         if unknown:
-            head += f", {unknown} not finished" if interrupted else (
-                f", {unknown} with no outcome (their jobs ended early: see the launcher's logs)"
+            head += (
+                f", {unknown} not finished"
+                if interrupted
+                else (
+                    f", {unknown} with no outcome (their jobs ended early: see the launcher's logs)"
+                )
             )
         lines = [head]
-        lines += [f"gradinv:   {e['status']}: {_within(e['run_dir'], folder)}: {e['error']}" for e in bad]
+        lines += [
+            f"gradinv:   {e['status']}: {_within(e['run_dir'], folder)}: {e['error']}" for e in bad
+        ]
         earlier = _earlier_runs(Path(folder), {entry["run_dir"] for entry in entries})
         if earlier:
             tally = ", ".join(f"{n} {status}" for status, n in sorted(earlier.items()))
@@ -184,8 +195,11 @@ class SweepSummary(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         ledger = Ledger.current() if in_sweep() else None
         if ledger is not None:
-            print(progress(ledger, int(config.hydra.job.num), config.hydra.job.override_dirname),
-                  file=sys.stderr, flush=True)
+            print(
+                progress(ledger, int(config.hydra.job.num), config.hydra.job.override_dirname),
+                file=sys.stderr,
+                flush=True,
+            )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         ledger = Ledger.current()
@@ -203,7 +217,9 @@ def progress(ledger: Ledger, number: int, cell: str) -> str:
     sweep, done = ledger.sweep, len(ledger.entries())
     elapsed = time.time() - sweep["started"]
     total = sweep["cells"]
-    line = f"gradinv: cell {number + 1}{f' of {total}' if total else ''} ({cell or 'no overrides'}): "
+    line = (
+        f"gradinv: cell {number + 1}{f' of {total}' if total else ''} ({cell or 'no overrides'}): "
+    )
     line += f"{_duration(elapsed)} elapsed"
     if total and done:
         line += f", about {_duration(elapsed / done * (total - done))} left"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import os
 
+import wandb
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-import wandb
 from lightning.pytorch.loggers import WandbLogger
 
 from gradinv.errors import ConfigError

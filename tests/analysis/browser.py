@@ -44,7 +44,9 @@ class Page:
     requests: list[str] = field(default_factory=list)
 
 
-def open_page(browser: str, path: Path, width: int = 1280, height: int = 800, timeout: float = 60) -> Page:
+def open_page(
+    browser: str, path: Path, width: int = 1280, height: int = 800, timeout: float = 60
+) -> Page:
     """Load ``path`` in headless ``browser`` at ``width`` x ``height`` and measure it."""
     to_browser, from_browser = os.pipe(), os.pipe()
     high = [os.dup(to_browser[0]), os.dup(from_browser[1])]  # above 4: dup2 to 3 and 4 must copy
@@ -55,24 +57,42 @@ def open_page(browser: str, path: Path, width: int = 1280, height: int = 800, ti
 
     with tempfile.TemporaryDirectory() as profile:
         process = subprocess.Popen(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
-             "--remote-debugging-pipe", f"--user-data-dir={profile}", f"--window-size={width},{height}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=pipes_on_3_and_4, close_fds=False,
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--remote-debugging-pipe",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=pipes_on_3_and_4,
+            close_fds=False,
         )
         for fd in (*high, to_browser[0], from_browser[1]):
             os.close(fd)
         session = _Session(to_browser[1], from_browser[0], time.monotonic() + timeout)
         try:
             target = session.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-            session.id = session.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            session.id = session.call(
+                "Target.attachToTarget", {"targetId": target, "flatten": True}
+            )["sessionId"]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 session.call(f"{domain}.enable")
-            session.call("Emulation.setDeviceMetricsOverride",
-                         {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+            session.call(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            )
             session.call("Page.navigate", {"url": path.resolve().as_uri()})
             session.wait_for("Page.loadEventFired")
-            measured = session.call("Runtime.evaluate", {"expression": MEASURE, "returnByValue": True})
+            measured = session.call(
+                "Runtime.evaluate", {"expression": MEASURE, "returnByValue": True}
+            )
             shot = session.call("Page.captureScreenshot", {"format": "png"})["data"]
             session.id = None
             try:
@@ -88,8 +108,12 @@ def open_page(browser: str, path: Path, width: int = 1280, height: int = 800, ti
                 process.kill()
     if "exceptionDetails" in measured:
         raise AssertionError(f"the page could not be measured: {measured['exceptionDetails']}")
-    return Page(base64.b64decode(shot), json.loads(measured["result"]["value"]),
-                session.errors(), session.requests())
+    return Page(
+        base64.b64decode(shot),
+        json.loads(measured["result"]["value"]),
+        session.errors(),
+        session.requests(),
+    )
 
 
 class _Session:
@@ -133,7 +157,11 @@ class _Session:
         return found
 
     def requests(self) -> list[str]:
-        return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
+        return [
+            e["params"]["request"]["url"]
+            for e in self.events
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
 
     def _next(self) -> dict[str, Any]:
         while b"\0" not in self.buffer:

@@ -51,7 +51,9 @@ def section(page: str, name: str) -> str:
     return page.split(f"<section id={name}>", 1)[1].split("</section>", 1)[0]
 
 
-def test_report_html_holds_the_whole_sweep_in_one_self_contained_page(real_sweep: Sweep, analysed) -> None:
+def test_report_html_holds_the_whole_sweep_in_one_self_contained_page(
+    real_sweep: Sweep, analysed
+) -> None:
     out, printed = analysed
     assert f"report.html: {out / 'report.html'}" in printed
     page = (out / "report.html").read_text()
@@ -61,19 +63,34 @@ def test_report_html_holds_the_whole_sweep_in_one_self_contained_page(real_sweep
     assert not names & {"script", "link", "iframe", "object", "embed"}
     sources = [attrs["src"] for tag, attrs in tags.found if tag == "img"]
     assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
-    assert not [v for _, attrs in tags.found for v in attrs.values() if v and re.match(r"\w+://", v)]
+    assert not [
+        v for _, attrs in tags.found for v in attrs.values() if v and re.match(r"\w+://", v)
+    ]
 
-    records = {path.parent: json.loads(path.read_text()) for path in real_sweep.folder.glob("*/results.json")}
+    records = {
+        path.parent: json.loads(path.read_text())
+        for path in real_sweep.folder.glob("*/results.json")
+    }
     ok = {run: r for run, r in records.items() if r["status"] == "ok"}
     seconds = sum(r["timing"]["total_seconds"] for r in ok.values())
     header = page.split("</header>", 1)[0]
-    for name, value in [("attack", "dia, ig"), ("p", "0, 0.25"), ("iterations", "4 (mlp)"),
-                        ("victims per run", "1"), ("device", "cpu"), ("wall time", duration(seconds))]:
+    for name, value in [
+        ("attack", "dia, ig"),
+        ("p", "0, 0.25"),
+        ("iterations", "4 (mlp)"),
+        ("victims per run", "1"),
+        ("device", "cpu"),
+        ("wall time", duration(seconds)),
+    ]:
         assert re.search(rf"<dt>{name}</dt><dd>{re.escape(value)}", header), name
     assert "4 of 6 runs ok" in header
     glance = section(page, "glance")
     for attack in ("dia", "ig"):
-        cells = [f"{r['metrics']['psnr']:.2f}</td>" for r in ok.values() if r["choices"]["attack"] == attack]
+        cells = [
+            f"{r['metrics']['psnr']:.2f}</td>"
+            for r in ok.values()
+            if r["choices"]["attack"] == attack
+        ]
         assert len(cells) == 2 and all(cell in glance for cell in cells)
     table = section(page, "table-psnr")
     assert all(f"{r['metrics']['psnr']:.2f}<small>n=1</small>" in table for r in ok.values())
@@ -83,30 +100,49 @@ def test_report_html_holds_the_whole_sweep_in_one_self_contained_page(real_sweep
             assert values == [None] * 4 and "id=table-lpips" not in page
             continue
         best = (max if about.higher_is_better else min)(values)
-        assert f"hsl(120, 55%, 88%)'>{best:.{about.digits}f}<small>" in section(page, f"table-{metric}")
+        assert f"hsl(120, 55%, 88%)'>{best:.{about.digits}f}<small>" in section(
+            page, f"table-{metric}"
+        )
     gallery = section(page, "galleries")
-    assert all(f"PSNR per image (dB): {r['per_image'][0]['psnr']:.1f}" in gallery for r in ok.values())
+    assert all(
+        f"PSNR per image (dB): {r['per_image'][0]['psnr']:.1f}" in gallery for r in ok.values()
+    )
     failed = section(page, "failed")
     assert failed.count("model.dropout must be a number in [0, 1), got 1.0.") == 2
-    command = shlex.join(["python", "gradinv/main.py", "-m", f"hydra.sweep.dir={real_sweep.given}", *SWEEP])
+    command = shlex.join(
+        ["python", "gradinv/main.py", "-m", f"hydra.sweep.dir={real_sweep.given}", *SWEEP]
+    )
     assert f"<pre>{command}</pre>" in section(page, "reproduce").replace("&#x27;", "'")
 
 
-@pytest.mark.skipif(BROWSER is None, reason="needs Chromium (Debian: apt-get install chromium; .ci/run installs it)")
-def test_a_browser_renders_every_table_and_image_with_the_finding_on_the_first_screen(analysed, tmp_path) -> None:
+@pytest.mark.skipif(
+    BROWSER is None, reason="needs Chromium (Debian: apt-get install chromium; .ci/run installs it)"
+)
+def test_a_browser_renders_every_table_and_image_with_the_finding_on_the_first_screen(
+    analysed, tmp_path
+) -> None:
     out, _ = analysed
     report = out / "report.html"
     page = open_page(BROWSER, report, width=1280, height=800)
     screenshot = tmp_path / "first_screen.png"
     screenshot.write_bytes(page.screenshot)
     assert page.errors == []
-    assert [url for url in page.requests if url != report.as_uri() and not url.startswith("data:")] == []
+    assert [
+        url for url in page.requests if url != report.as_uri() and not url.startswith("data:")
+    ] == []
     html = report.read_text()
     images, tables = page.measured["images"], page.measured["tables"]
-    assert len(images) == html.count("<img ") >= 7  # the headline figure, 2 metrics, curves, 4 tiles
-    assert all(i["complete"] and i["width"] > 0 and i["height"] > 0 and i["shown"] > 0 for i in images)
+    assert (
+        len(images) == html.count("<img ") >= 7
+    )  # the headline figure, 2 metrics, curves, 4 tiles
+    assert all(
+        i["complete"] and i["width"] > 0 and i["height"] > 0 and i["shown"] > 0 for i in images
+    )
     assert len(tables) == html.count("<table>") + html.count("<table ") >= 5
     assert all(t["rows"] >= 2 and t["height"] > 0 for t in tables)
     assert page.measured["glance"] <= page.measured["screen"]  # the headline is on the first screen
     pixels = plt.imread(screenshot)
-    assert pixels.shape[:2] == (800, 1280) and np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0).shape[0] > 50
+    assert (
+        pixels.shape[:2] == (800, 1280)
+        and np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0).shape[0] > 50
+    )

@@ -39,7 +39,9 @@ def test_the_report_shows_the_sweeps_group_by_the_keys_its_runs_logged(
     specification; the report built from it holds, per dataset x model, bars per attack x p and
     the curves, then every run and the reconstructions; nothing reaches the network."""
     monkeypatch.setattr(socket.socket, "connect", lambda *a: pytest.fail("the network was reached"))
-    status, printed = run_analysis([str(real_sweep.folder), "--out", str(tmp_path), "--wandb-report", "me/gradinv"])
+    status, printed = run_analysis(
+        [str(real_sweep.folder), "--out", str(tmp_path), "--wandb-report", "me/gradinv"]
+    )
     assert status == 0
     spec = tmp_path / "wandb_report.json"
     sync = f"wandb sync {real_sweep.folder}/*/wandb/offline-run-*"
@@ -54,56 +56,110 @@ def test_the_report_shows_the_sweeps_group_by_the_keys_its_runs_logged(
     assert to_spec(report) == saved["report"]
     assert (report.entity, report.project) == ("me", "gradinv")
     assert [type(b).__name__ for b in report.blocks] == [
-        "MarkdownBlock", "H2", "H3", "PanelGrid", "H2", "PanelGrid", "H2", "PanelGrid"]
-    assert f"python gradinv/main.py -m 'hydra.sweep.dir={real_sweep.given}' attack=ig,dia" in report.blocks[0].text
+        "MarkdownBlock",
+        "H2",
+        "H3",
+        "PanelGrid",
+        "H2",
+        "PanelGrid",
+        "H2",
+        "PanelGrid",
+    ]
+    assert (
+        f"python gradinv/main.py -m 'hydra.sweep.dir={real_sweep.given}' attack=ig,dia"
+        in report.blocks[0].text
+    )
 
     cell, every, pictures = report.blocks[3], report.blocks[5], report.blocks[7]
     group = f"Metric('Group') in [{real_sweep.group!r}] and Metric('State') == 'finished'"
     assert [(r.filters, r.groupby) for r in cell.runsets] == [
-        (f"{group} and Config('dataset') == 'mnist' and Config('model') == 'mlp'", ["config.attack", "config.dropout"])]
-    finals = [WANDB_METRICS_PREFIX + m for m in IMAGE_METRICS if m != "lpips"]  # no LPIPS offline: no bar
+        (
+            f"{group} and Config('dataset') == 'mnist' and Config('model') == 'mlp'",
+            ["config.attack", "config.dropout"],
+        )
+    ]
+    finals = [
+        WANDB_METRICS_PREFIX + m for m in IMAGE_METRICS if m != "lpips"
+    ]  # no LPIPS offline: no bar
     assert finals[:3] == ["final/mse", "final/psnr", "final/ssim"]
     assert [(type(p).__name__, getattr(p, "metrics", None) or p.y) for p in cell.panels] == [
-        *(("BarPlot", [final]) for final in finals), ("LinePlot", ["attack/loss"]), ("LinePlot", ["attack/psnr"])]
-    assert all(p.x == "trainer/global_step" for p in cell.panels[len(finals):])
+        *(("BarPlot", [final]) for final in finals),
+        ("LinePlot", ["attack/loss"]),
+        ("LinePlot", ["attack/psnr"]),
+    ]
+    assert all(p.x == "trainer/global_step" for p in cell.panels[len(finals) :])
     assert {(p.groupby_aggfunc, p.groupby_rangefunc) for p in cell.panels} == {("mean", "stddev")}
-    assert [(r.filters, r.groupby) for r in (*every.runsets, *pictures.runsets)] == [(group, [])] * 2
+    assert [(r.filters, r.groupby) for r in (*every.runsets, *pictures.runsets)] == [
+        (group, [])
+    ] * 2
     coordinates, comparer = every.panels
     assert [c.metric for c in coordinates.columns] == [
         *map(wr.Config, ["attack", "model", "dataset", "dropout", "defense"]),
-        *map(wr.SummaryMetric, finals)]
+        *map(wr.SummaryMetric, finals),
+    ]
     assert isinstance(comparer, wr.RunComparer)
     media, table = pictures.panels
     assert (media.media_keys, table.table_name) == (["reconstruction"], "per_image")
 
     # what report.save() would send, built offline (the project's id is W&B's only question)
     monkeypatch.setattr(interface, "_get_api", lambda: None)
-    monkeypatch.setattr(interface, "execute_graphql", lambda api, query, variables: {"project": {"internalId": "P"}})
+    monkeypatch.setattr(
+        interface, "execute_graphql", lambda api, query, variables: {"project": {"internalId": "P"}}
+    )
     sent = json.loads(report._to_model().spec.model_dump_json(by_alias=True, exclude_none=True))
     grid = next(block for block in sent["blocks"] if block["type"] == "panel-grid")
-    assert [key["name"] for key in grid["metadata"]["runSets"][0]["grouping"]] == ["attack.value", "dropout.value"]
+    assert [key["name"] for key in grid["metadata"]["runSets"][0]["grouping"]] == [
+        "attack.value",
+        "dropout.value",
+    ]
 
 
 def test_a_report_that_w_and_b_can_take_is_published_and_its_address_printed(
     real_sweep: Sweep, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setattr(wandb_report, "unreachable", lambda: None)
-    monkeypatch.setattr(wr.Report, "save", lambda self: SimpleNamespace(url="https://wandb.ai/me/gradinv/reports/r--1"))
-    status, printed = run_analysis([str(real_sweep.folder), "--out", str(tmp_path), "--wandb-report", "me/gradinv"])
-    assert status == 0 and printed.splitlines()[-1] == "W&B report: https://wandb.ai/me/gradinv/reports/r--1"
+    monkeypatch.setattr(
+        wr.Report,
+        "save",
+        lambda self: SimpleNamespace(url="https://wandb.ai/me/gradinv/reports/r--1"),
+    )
+    status, printed = run_analysis(
+        [str(real_sweep.folder), "--out", str(tmp_path), "--wandb-report", "me/gradinv"]
+    )
+    assert (
+        status == 0
+        and printed.splitlines()[-1] == "W&B report: https://wandb.ai/me/gradinv/reports/r--1"
+    )
     assert not (tmp_path / "wandb_report.json").exists()
 
 
-def test_wandb_report_checks_its_destination_before_anything_is_written(real_sweep: Sweep, tmp_path, capsys) -> None:
+def test_wandb_report_checks_its_destination_before_anything_is_written(
+    real_sweep: Sweep, tmp_path, capsys
+) -> None:
     unlogged = tmp_path / "unlogged"
-    run = next(path.parent for path in real_sweep.folder.glob("*/results.json") if "dropout=0," in path.parent.name)
+    run = next(
+        path.parent
+        for path in real_sweep.folder.glob("*/results.json")
+        if "dropout=0," in path.parent.name
+    )
     shutil.copytree(run, unlogged, ignore=shutil.ignore_patterns("wandb"))
     cases = [
-        (real_sweep.folder, "gradinv", "--wandb-report needs ENTITY/PROJECT (e.g. me/gradinv), got 'gradinv'."),
-        (real_sweep.folder, "me/other",
-         "--wandb-report me/other: these runs logged to W&B project gradinv; give ENTITY/gradinv."),
-        (unlogged, "me/gradinv", "--wandb-report: none of these 1 runs logged to W&B (logger=none or csv); run "
-                                 "the sweep with logger=wandb, the default, to get a W&B report of it."),
+        (
+            real_sweep.folder,
+            "gradinv",
+            "--wandb-report needs ENTITY/PROJECT (e.g. me/gradinv), got 'gradinv'.",
+        ),
+        (
+            real_sweep.folder,
+            "me/other",
+            "--wandb-report me/other: these runs logged to W&B project gradinv; give ENTITY/gradinv.",
+        ),
+        (
+            unlogged,
+            "me/gradinv",
+            "--wandb-report: none of these 1 runs logged to W&B (logger=none or csv); run "
+            "the sweep with logger=wandb, the default, to get a W&B report of it.",
+        ),
     ]
     for folder, destination, sentence in cases:
         out = tmp_path / "out"
@@ -115,6 +171,12 @@ def test_wandb_report_checks_its_destination_before_anything_is_written(real_swe
 def test_dp_sgd_settings_split_bars_through_the_privacy_block_its_runs_log() -> None:
     """defense.epsilon and its kin are W&B config only inside the run's ``privacy`` block."""
     privacy = DPSGD(epsilon=2.0, clip=0.5).privacy(4, 1)
-    found = {field: privacy[key.removeprefix(f"{WANDB_PRIVACY}.")] for field, key in WANDB_NAMES.items()}
-    assert found == {"defense.epsilon": 2.0, "defense.noise_multiplier": privacy["noise_multiplier"],
-                     "defense.delta": 1e-5, "defense.clip": 0.5}
+    found = {
+        field: privacy[key.removeprefix(f"{WANDB_PRIVACY}.")] for field, key in WANDB_NAMES.items()
+    }
+    assert found == {
+        "defense.epsilon": 2.0,
+        "defense.noise_multiplier": privacy["noise_multiplier"],
+        "defense.delta": 1e-5,
+        "defense.clip": 0.5,
+    }

@@ -22,7 +22,9 @@ from tests.helpers import option
 MNIST_LIKE = DataSpec("tiny", 1, 8, 10, (0.5,), (0.5,))
 
 
-def make_attack(name: str = "ig", cls: type | None = None, optim: dict[str, Any] | None = None, **fields: Any):
+def make_attack(
+    name: str = "ig", cls: type | None = None, optim: dict[str, Any] | None = None, **fields: Any
+):
     """The attack of ``conf/attack/<name>.yaml`` (the one set of defaults) with ``fields`` and
     ``optim`` fields replaced and, for a test's subclass, ``cls`` as its class."""
     cfg = option("attack", name)
@@ -35,7 +37,9 @@ def make_attack(name: str = "ig", cls: type | None = None, optim: dict[str, Any]
     return instantiate(cfg)
 
 
-def engine_for(attack: GradientInversion, server: ServerView, updates: list, device: str = "cpu") -> InversionEngine:
+def engine_for(
+    attack: GradientInversion, server: ServerView, updates: list, device: str = "cpu"
+) -> InversionEngine:
     """The engine of a fit over every update's first restart (victim v seeded by v), on ``device``."""
     problems = [attack.problem(server, v, 0, u, v) for v, u in enumerate(updates)]
     return InversionEngine(attack, server, problems, torch.device(device))
@@ -43,8 +47,13 @@ def engine_for(attack: GradientInversion, server: ServerView, updates: list, dev
 
 def quiet_trainer(callbacks: list) -> L.Trainer:
     return L.Trainer(
-        max_epochs=1, accelerator="cpu", logger=False, callbacks=callbacks,
-        enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False,
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
     )
 
 

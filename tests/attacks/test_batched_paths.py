@@ -31,7 +31,8 @@ from tests.helpers import CONF, option
 
 MODELS = sorted(p.stem for p in (Path(CONF) / "model").glob("*.yaml"))
 DEFENSES = sorted(
-    p.stem for p in (Path(CONF) / "defense").glob("*.yaml")
+    p.stem
+    for p in (Path(CONF) / "defense").glob("*.yaml")
     if not instantiate(option("defense", p.stem)).perturbs_update
 )
 
@@ -62,7 +63,9 @@ def float64():
 
 
 @pytest.mark.parametrize(("name", "defense", "normalization"), list(_cells()))
-def test_batched_distances_and_gradients_equal_the_loop(name, defense, normalization, float64, caplog, monkeypatch):
+def test_batched_distances_and_gradients_equal_the_loop(
+    name, defense, normalization, float64, caplog, monkeypatch
+):
     monkeypatch.setattr(per_call, "CPU_CALL_ELEMENTS", 2**40)
     spec = CIFAR10.spec
     cfg = option("model", name)
@@ -75,10 +78,13 @@ def test_batched_distances_and_gradients_equal_the_loop(name, defense, normaliza
     server = ServerView.of(model, spec, client.batch_statistics)
     generator = torch.Generator().manual_seed(1)
     updates = [
-        client.share(VictimBatch(
-            torch.randn(2, *spec.shape, generator=generator),
-            torch.randint(0, spec.num_classes, (2,), generator=generator), (0, 1),
-        ))[0]
+        client.share(
+            VictimBatch(
+                torch.randn(2, *spec.shape, generator=generator),
+                torch.randint(0, spec.num_classes, (2,), generator=generator),
+                (0, 1),
+            )
+        )[0]
         for _ in range(2)
     ]
     with caplog.at_level("INFO"):
@@ -88,8 +94,16 @@ def test_batched_distances_and_gradients_equal_the_loop(name, defense, normaliza
         assert "one by one" in caplog.text
     assert len(engine.layout.columns) > 1, "DIA learns no mask at p = 0.25"
     # A GPU's paths: each problem's gradient formed as one vector, on the chosen path and the loop.
-    flat = ProblemLoss(engine.attack, engine.model, engine.problems, engine.loss.names, engine.layout,
-                       engine.theta.device, engine.theta.dtype, flat=True)
+    flat = ProblemLoss(
+        engine.attack,
+        engine.model,
+        engine.problems,
+        engine.loss.names,
+        engine.layout,
+        engine.theta.device,
+        engine.theta.dtype,
+        flat=True,
+    )
     counters = engine.progress.steps
     chosen = engine.loss.value_and_grad(engine.theta, counters)
     flat.batching = engine.loss.batching
@@ -100,8 +114,12 @@ def test_batched_distances_and_gradients_equal_the_loop(name, defense, normaliza
     loop = engine.loss.value_and_grad(engine.theta, counters)
     for fast in (chosen, flat_chosen, flat_loop):
         torch.testing.assert_close(fast[0], loop[0], rtol=1e-10, atol=1e-12)
-        (fast_images, fast_masks), (images, masks) = (engine.layout.views(g) for g in (fast[1], loop[1]))
+        (fast_images, fast_masks), (images, masks) = (
+            engine.layout.views(g) for g in (fast[1], loop[1])
+        )
         pairs = [(fast_images, images)] + [(fast_masks[k].value, masks[k].value) for k in masks]
         for a, b in pairs:  # each problem's gradient of each tensor
             for i in range(len(updates)):
-                torch.testing.assert_close(a[i], b[i], rtol=1e-8, atol=1e-8 * float(b[i].abs().max()))
+                torch.testing.assert_close(
+                    a[i], b[i], rtol=1e-8, atol=1e-8 * float(b[i].abs().max())
+                )

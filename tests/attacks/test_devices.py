@@ -16,7 +16,6 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
@@ -28,7 +27,12 @@ from gradinv.dispatch_census import DispatchCensus
 from gradinv.errors import instantiate
 from gradinv.models.build import build_model
 from tests.attacks.helpers import (
-    MNIST_LIKE, attack_images, engine_for, make_attack, mlp, shared_updates,
+    MNIST_LIKE,
+    attack_images,
+    engine_for,
+    make_attack,
+    mlp,
+    shared_updates,
 )
 from tests.helpers import CONF, option
 
@@ -46,8 +50,9 @@ class OneDevice(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def meta_engine(model_name: str, attack: str = "dia", defense: str = "none", client: str = "fedsgd",
-                **fields):
+def meta_engine(
+    model_name: str, attack: str = "dia", defense: str = "none", client: str = "fedsgd", **fields
+):
     """An engine of two problems (batches of 2) whose model, update and state are on ``meta``."""
     cfg = option("model", model_name)
     cfg.dropout = 0.25
@@ -56,11 +61,18 @@ def meta_engine(model_name: str, attack: str = "dia", defense: str = "none", cli
     protect = instantiate(option("defense", defense))
     model = build_model(cfg, CIFAR10.spec, seed=0, prepare=protect.prepare_model)
     granted = {"share_masks": True} if attack == "wiig" else {}
-    client = instantiate(option("client", client), model=model, defense=protect, **granted).to("meta")
+    client = instantiate(option("client", client), model=model, defense=protect, **granted).to(
+        "meta"
+    )
     spec = CIFAR10.spec
-    victims = [VictimBatch(torch.randn(2, *spec.shape), torch.randint(0, 10, (2,)), (0, 1)) for _ in range(2)]
+    victims = [
+        VictimBatch(torch.randn(2, *spec.shape), torch.randint(0, 10, (2,)), (0, 1))
+        for _ in range(2)
+    ]
     updates = [client.share(v)[0] for v in victims]
-    server = ServerView.of(client.model, spec, client.batch_statistics, protect.skippable_parameters(client.model))
+    server = ServerView.of(
+        client.model, spec, client.batch_statistics, protect.skippable_parameters(client.model)
+    )
     fields = {"per_call": 2, "cuda_graph": False, **fields}
     if attack == "wiig":
         fields["masks_known"] = True
@@ -80,8 +92,15 @@ def test_every_model_steps_where_it_lives(model_name):
 
 @pytest.mark.parametrize(
     ("attack", "defense", "client"),
-    [("ig", "none", "fedsgd"), ("wiig", "none", "fedsgd"), ("ig_precode", "precode", "fedsgd"),
-     ("ig", "precode", "fedsgd"), ("dia", "none", "fedavg"), ("ig", "prune", "fedsgd"), ("dia", "dpsgd", "fedavg")],
+    [
+        ("ig", "none", "fedsgd"),
+        ("wiig", "none", "fedsgd"),
+        ("ig_precode", "precode", "fedsgd"),
+        ("ig", "precode", "fedsgd"),
+        ("dia", "none", "fedavg"),
+        ("ig", "prune", "fedsgd"),
+        ("dia", "dpsgd", "fedavg"),
+    ],
 )
 def test_every_attack_defense_and_client_steps_where_it_lives(attack, defense, client):
     engine = meta_engine("mlp", attack, defense, client)
@@ -90,10 +109,18 @@ def test_every_attack_defense_and_client_steps_where_it_lives(attack, defense, c
             engine.step()
 
 
-@pytest.mark.parametrize(("model_name", "attack", "path"), [
-    ("mlp", "dia", "folded"), ("cnn", "ig", "folded"), ("vit", "dia", "folded"), ("lenet", "ig", "folded"),
-])
-def test_a_step_is_the_same_operations_for_any_number_of_problems_and_reads_nothing(model_name, attack, path):
+@pytest.mark.parametrize(
+    ("model_name", "attack", "path"),
+    [
+        ("mlp", "dia", "folded"),
+        ("cnn", "ig", "folded"),
+        ("vit", "dia", "folded"),
+        ("lenet", "ig", "folded"),
+    ],
+)
+def test_a_step_is_the_same_operations_for_any_number_of_problems_and_reads_nothing(
+    model_name, attack, path
+):
     """Counted on the CPU: what one step dispatches does not grow with the problems stepped
     together (folded into one batch), and nothing in it reads a value back to the host."""
     counts = {}
@@ -120,9 +147,19 @@ def test_a_fedavg_step_of_mini_batches_reads_nothing(shuffle):
     """FedAvg's simulated local steps pick their mini-batches without a copy from the host, in
     the images' order and in a shuffled, shared order alike (a copy would break graph capture)."""
     model = mlp(0.25)
-    client = instantiate(option("client", "fedavg"), model=model, defense=Defense(), local_steps=4,
-                         local_batch_size=1, shuffle=shuffle, share_order=True)
-    victims = [VictimBatch(torch.randn(2, *MNIST_LIKE.shape), torch.tensor([1, 3]), (0, 1)) for _ in range(2)]
+    client = instantiate(
+        option("client", "fedavg"),
+        model=model,
+        defense=Defense(),
+        local_steps=4,
+        local_batch_size=1,
+        shuffle=shuffle,
+        share_order=True,
+    )
+    victims = [
+        VictimBatch(torch.randn(2, *MNIST_LIKE.shape), torch.tensor([1, 3]), (0, 1))
+        for _ in range(2)
+    ]
     updates = [client.share(v)[0] for v in victims]
     assert (updates[0].local.order is not None) == shuffle
     engine = engine_for(make_attack("dia", per_call=2), ServerView.of(model, MNIST_LIKE), updates)

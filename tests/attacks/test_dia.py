@@ -47,7 +47,12 @@ def test_dia_learns_the_true_masks_far_above_chance(tmp_path):
     assert metrics["mask_accuracy"] > 0.95
     for site in ("features.3", "features.6", "features.9"):
         assert metrics[f"mask_accuracy/{site}"] > 0.9
-    assert outcome["knowledge"] == {"labels_known": True, "samples_known": False, "masks_known": False, "algorithm": "fedsgd"}
+    assert outcome["knowledge"] == {
+        "labels_known": True,
+        "samples_known": False,
+        "masks_known": False,
+        "algorithm": "fedsgd",
+    }
 
 
 def test_dia_beats_ig_by_a_wide_margin_under_dropout(tmp_path):
@@ -95,7 +100,12 @@ def test_wiig_refuses_a_client_that_keeps_its_masks():
 
 def test_wiig_run_reaches_the_upper_bound_and_records_its_knowledge(tmp_path):
     outcome = run_config(["attack=wiig", "attack.optim.iterations=100", *MNIST4], tmp_path)
-    assert outcome["knowledge"] == {"labels_known": True, "samples_known": False, "masks_known": True, "algorithm": "fedsgd"}
+    assert outcome["knowledge"] == {
+        "labels_known": True,
+        "samples_known": False,
+        "masks_known": True,
+        "algorithm": "fedsgd",
+    }
     assert outcome["metrics"]["psnr"] > 35
     assert outcome["metrics"]["mask_accuracy"] is None
     assert outcome["unavailable"]["mask_accuracy"] == "the attack learns no dropout masks"
@@ -120,7 +130,10 @@ def test_dia_masks_follow_every_site_shape_and_stay_in_the_unit_box():
         "blocks.0.mlp.2.mask": (3, 50, 32),
         "blocks.0.mlp.4.mask": (3, 50, 32),
     }
-    assert all(isinstance(m, DropoutMask) and m.bounds == (0.0, 1.0) and m.rate == 0.1 for m in masks.values())
+    assert all(
+        isinstance(m, DropoutMask) and m.bounds == (0.0, 1.0) and m.rate == 0.1
+        for m in masks.values()
+    )
     assert all(m.buffer == key for key, m in masks.items())
 
 
@@ -131,7 +144,9 @@ def test_mask_penalty_pulls_the_drop_rate_towards_p_for_each_problem():
     # Stacked over 2 problems: a mask keeping half of its units drops 0.5, 0.25 more than p;
     # one keeping 3 of 4 drops exactly p. Other kinds of variable pay nothing.
     variables = {
-        "a.mask": DropoutMask(torch.tensor([[[1.0, 0.0, 1.0, 0.0]], [[1.0, 1.0, 1.0, 0.0]]]), rate=0.25),
+        "a.mask": DropoutMask(
+            torch.tensor([[[1.0, 0.0, 1.0, 0.0]], [[1.0, 1.0, 1.0, 0.0]]]), rate=0.25
+        ),
         "b": Variable(torch.tensor([[0.0], [5.0]])),
     }
     assert dia.penalty(images, variables).tolist() == pytest.approx([1e-4 * 0.25, 0.0])

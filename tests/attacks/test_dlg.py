@@ -7,7 +7,8 @@ from tests.helpers import run_config
 
 def test_dlg_recovers_the_image_and_learns_the_withheld_label(tmp_path):
     outcome = run_config(
-        ["attack=dlg", "threat.labels=false", "model.width=128", "attack.optim.iterations=5"], tmp_path
+        ["attack=dlg", "threat.labels=false", "model.width=128", "attack.optim.iterations=5"],
+        tmp_path,
     )
     assert outcome["metrics"]["label_accuracy"] == 1.0
     assert outcome["metrics"]["psnr"] > 30

@@ -32,18 +32,30 @@ def run(sync_every: int):
     recorder = Recorder()
 
     def trainer(callbacks):
-        return L.Trainer(max_epochs=1, accelerator="cpu", logger=recorder, callbacks=callbacks, log_every_n_steps=1,
-                         enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False)
+        return L.Trainer(
+            max_epochs=1,
+            accelerator="cpu",
+            logger=recorder,
+            callbacks=callbacks,
+            log_every_n_steps=1,
+            enable_progress_bar=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+        )
 
     model = mlp(0.25)
     torch.manual_seed(0)
     server = ServerView.of(model, MNIST_LIKE)
     updates = shared_updates(model, MNIST_LIKE, victims=2)
     attack = make_attack(
-        "dia", restarts=1, sync_every=sync_every,
+        "dia",
+        restarts=1,
+        sync_every=sync_every,
         optim={"iterations": 30, "schedule": "multistep", "stop_loss": 0.3},
     )
-    reconstructions = attack.reconstruct(server, updates, AttackRuntime(seed=3, make_trainer=trainer))
+    reconstructions = attack.reconstruct(
+        server, updates, AttackRuntime(seed=3, make_trainer=trainer)
+    )
     return reconstructions, recorder.logged
 
 

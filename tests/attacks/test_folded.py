@@ -4,10 +4,15 @@ where it could not (``gradinv.attacks.folded``); every configured model: ``test_
 import pytest
 import torch
 from torch import nn
-
 from torch.func import replace_all_batch_norm_modules_
 
-from gradinv.attacks.folded import FoldingError, folded_distances, folded_owners, plan_folding, squared_norms
+from gradinv.attacks.folded import (
+    FoldingError,
+    folded_distances,
+    folded_owners,
+    plan_folding,
+    squared_norms,
+)
 from gradinv.attacks.objectives import OBJECTIVES
 from gradinv.federated.gradients import parameter_gradients
 
@@ -55,7 +60,11 @@ def test_folded_distances_equal_explicit_gradients_for_every_problem(objective):
     assert set(owners) == {"conv", "embed", "positions", "running", "norm", "mix", "head"}
     images = torch.randn(3, 2, 24, dtype=torch.float64, requires_grad=True)
     labels = torch.randint(0, 3, (3, 2))
-    targets = {n: torch.randn(3, *p.shape, dtype=torch.float64) for n, p in model.named_parameters() if n in names}
+    targets = {
+        n: torch.randn(3, *p.shape, dtype=torch.float64)
+        for n, p in model.named_parameters()
+        if n in names
+    }
     rows = 2 * 16  # embed, positions, norm, mix: a batch of 2 with 16 token rows; head: 2 rows
     linear = rows * (6 + 8) + rows * (8 + 8) + 2 * (8 + 3)
     others = 4 * 3 + 4 + 16 * 8 + 2 * 16 + 2 * 8  # conv, positions, batch norm, layer norm
@@ -97,7 +106,9 @@ def _flat_batch_norm():
     return model, {"2"}
 
 
-@pytest.mark.parametrize("build", [lambda: (Residual(), {"bn1", "bn2"}), _flat_batch_norm], ids=["residual", "flat"])
+@pytest.mark.parametrize(
+    "build", [lambda: (Residual(), {"bn1", "bn2"}), _flat_batch_norm], ids=["residual", "flat"]
+)
 def test_folded_batch_statistics_are_each_problems_own_and_overwritten_outputs_copied(build):
     torch.manual_seed(0)
     model, overwritten = build()
@@ -106,7 +117,9 @@ def test_folded_batch_statistics_are_each_problems_own_and_overwritten_outputs_c
     owners = folded_owners(model, names, "cosine")
     images = torch.randn(3, 2, 2, 5, 5, dtype=torch.float64, requires_grad=True)
     labels = torch.randint(0, 4, (3, 2))
-    targets = {n: torch.randn(3, *p.shape, dtype=torch.float64) for n, p in model.named_parameters()}
+    targets = {
+        n: torch.randn(3, *p.shape, dtype=torch.float64) for n, p in model.named_parameters()
+    }
     folding = plan_folding(model, owners, images.detach()[:1], {})
     assert folding.copied == overwritten
     _assert_folded_equals_loop(model, folding, names, images, labels, targets, "cosine")
@@ -114,17 +127,21 @@ def test_folded_batch_statistics_are_each_problems_own_and_overwritten_outputs_c
 
 def _assert_folded_equals_loop(model, folding, names, images, labels, targets, objective):
     """Folded distances and their image gradients equal each problem's explicit gradients'."""
-    fast = folded_distances(model, folding, images, labels, {}, targets, squared_norms(targets), objective)
-    slow = torch.stack([
-        OBJECTIVES[objective](
-            parameter_gradients(model, images[i], labels[i], names, create_graph=True),
-            {n: t[i] for n, t in targets.items()},
-        )
-        for i in range(images.shape[0])
-    ])
+    fast = folded_distances(
+        model, folding, images, labels, {}, targets, squared_norms(targets), objective
+    )
+    slow = torch.stack(
+        [
+            OBJECTIVES[objective](
+                parameter_gradients(model, images[i], labels[i], names, create_graph=True),
+                {n: t[i] for n, t in targets.items()},
+            )
+            for i in range(images.shape[0])
+        ]
+    )
     torch.testing.assert_close(fast, slow)
-    fast_grad, = torch.autograd.grad(fast.sum(), images)
-    slow_grad, = torch.autograd.grad(slow.sum(), images)
+    (fast_grad,) = torch.autograd.grad(fast.sum(), images)
+    (slow_grad,) = torch.autograd.grad(slow.sum(), images)
     torch.testing.assert_close(fast_grad, slow_grad, rtol=1e-10, atol=1e-12)
 
 

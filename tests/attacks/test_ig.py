@@ -29,9 +29,7 @@ def test_total_variation_is_mean_horizontal_plus_mean_vertical_difference_per_pr
 
 
 def test_ig_reconstructs_shipped_mnist_digits_on_the_mlp(tmp_path):
-    outcome = run_config(
-        ["attack.optim.iterations=150", "dataset.batch_size=2"], tmp_path
-    )
+    outcome = run_config(["attack.optim.iterations=150", "dataset.batch_size=2"], tmp_path)
     assert outcome["metrics"]["psnr"] > 30
     assert outcome["metrics"]["ssim"] > 0.95
     results = json.loads((tmp_path / "results.json").read_text())
@@ -42,11 +40,14 @@ def test_ig_reconstructs_shipped_mnist_digits_on_the_mlp(tmp_path):
 
 def test_ig_without_labels_infers_them(tmp_path):
     outcome = run_config(
-        ["attack.optim.iterations=150", "threat.labels=false",
-         "dataset.num_victims=2"],
+        ["attack.optim.iterations=150", "threat.labels=false", "dataset.num_victims=2"],
         tmp_path,
     )
-    assert outcome["knowledge"] == {"labels_known": False, "samples_known": False, "algorithm": "fedsgd"}
+    assert outcome["knowledge"] == {
+        "labels_known": False,
+        "samples_known": False,
+        "algorithm": "fedsgd",
+    }
     assert outcome["metrics"]["label_accuracy"] == 1.0
     assert outcome["metrics"]["psnr"] > 25
 
@@ -58,9 +59,15 @@ def test_restarts_keep_the_one_with_lowest_gradient_distance():
     server = ServerView.of(net, MNIST_LIKE)
     updates = shared_updates(net, MNIST_LIKE, victims=1)
     attack = make_attack(restarts=3, optim={"iterations": 6})
-    (chosen,) = attack.reconstruct(server, updates, AttackRuntime(seed=3, make_trainer=quiet_trainer))
-    engine = InversionEngine(attack, server, [attack.problem(server, 0, r, updates[0], 3) for r in range(3)],
-                             torch.device("cpu"))
+    (chosen,) = attack.reconstruct(
+        server, updates, AttackRuntime(seed=3, make_trainer=quiet_trainer)
+    )
+    engine = InversionEngine(
+        attack,
+        server,
+        [attack.problem(server, 0, r, updates[0], 3) for r in range(3)],
+        torch.device("cpu"),
+    )
     for _ in range(6):
         engine.step()
     each = engine.reconstructions()

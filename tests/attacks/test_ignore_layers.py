@@ -41,15 +41,21 @@ def test_ignore_layers_refuses_patterns_that_match_nothing_or_everything():
     with pytest.raises(ConfigError, match="leaves no gradient to match"):
         make_attack(ignore_layers="*").matched_names(ServerView.of(model, SPEC), update)
     bare = build_model(option("model", "mlp"), SPEC, 0)
-    with pytest.raises(ConfigError, match="entry 'defended' needs a defense that declares stochastic"):
+    with pytest.raises(
+        ConfigError, match="entry 'defended' needs a defense that declares stochastic"
+    ):
         make_attack(ignore_layers="defended").matched_names(ServerView.of(bare, SPEC), update)
 
 
 @pytest.mark.slow
 def test_precode_stops_ig_and_the_precode_aware_attack_breaks_it(tmp_path):
     """In the PRECODE authors' setting, both attackers' bottlenecks sampling anew each step."""
-    cell = ["dataset=cifar10", "+experiment=precode_paper", "attack.optim.iterations=300",
-            "attack.log_psnr_every=0"]
+    cell = [
+        "dataset=cifar10",
+        "+experiment=precode_paper",
+        "attack.optim.iterations=300",
+        "attack.log_psnr_every=0",
+    ]
     plain = run_config([*cell, "attack=ig"], tmp_path / "ig")
     aware = run_config([*cell, "attack=ig_precode"], tmp_path / "aware")
     assert plain["metrics"]["psnr"] < 10  # 8.3 dB measured
@@ -59,8 +65,14 @@ def test_precode_stops_ig_and_the_precode_aware_attack_breaks_it(tmp_path):
 
 def test_dia_takes_the_same_ignore_layers_field(tmp_path):
     outcome = run_config(
-        ["dataset=cifar10", "defense=precode", "attack=dia", "attack.ignore_layers=defended",
-         "model.dropout=0.1", "attack.optim.iterations=3"],
+        [
+            "dataset=cifar10",
+            "defense=precode",
+            "attack=dia",
+            "attack.ignore_layers=defended",
+            "model.dropout=0.1",
+            "attack.optim.iterations=3",
+        ],
         tmp_path,
     )
     results = json.loads((tmp_path / "results.json").read_text())

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from tests.attacks.helpers import make_attack
 from gradinv.attacks.labels import LABEL_INFERENCE, idlg_label, infer_labels
 from gradinv.errors import ConfigError
 from gradinv.federated.gradients import parameter_gradients
 from gradinv.federated.update import SharedUpdate
+from tests.attacks.helpers import make_attack
 from tests.helpers import run_config
 
 SHAPE = (1, 4, 4)
@@ -90,8 +90,13 @@ def test_bias_count_refuses_a_head_without_bias():
 
 def test_ig_infers_a_batchs_labels_on_the_untrained_cnn(tmp_path):
     outcome = run_config(
-        ["model=cnn", "attack.optim.iterations=1", "threat.labels=false",
-         "dataset.batch_size=4", "dataset.num_victims=2"],
+        [
+            "model=cnn",
+            "attack.optim.iterations=1",
+            "threat.labels=false",
+            "dataset.batch_size=4",
+            "dataset.num_victims=2",
+        ],
         tmp_path,
     )
     assert outcome["metrics"]["label_accuracy"] == 1.0

@@ -29,8 +29,10 @@ class TinyConvNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 4, 3, 1, 1, bias=False), nn.LeakyReLU(0.2),
-            nn.Conv2d(4, 8, 3, 2, 1, bias=False), nn.LeakyReLU(0.2),
+            nn.Conv2d(1, 4, 3, 1, 1, bias=False),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(4, 8, 3, 2, 1, bias=False),
+            nn.LeakyReLU(0.2),
             nn.Flatten(),
         )
         self.head = nn.Linear(8 * 4 * 4, 3, bias=False)
@@ -75,13 +77,17 @@ def test_fcn3_end_to_end_writes_metrics_and_rank_table(tmp_path):
     written = json.loads((tmp_path / "results.json").read_text())
     rows = written["attack_report"]["rank"]
     assert [(r["layer"], r["unknowns"], r["rank"]) for r in rows] == [
-        ("features.1", 784, 784), ("features.4", 1000, 1000), ("head", 100, 100)
+        ("features.1", 784, 784),
+        ("features.4", 1000, 1000),
+        ("head", 100, 100),
     ]
     assert written["attack_report"]["full_rank"] is True
 
 
 def test_known_dropout_masks_are_inverted_unknown_ones_refused(tmp_path):
-    with pytest.raises(ConfigError, match=r"layer 'features.6' \(MaskedDropout, p=0.25\).*threat.masks=true"):
+    with pytest.raises(
+        ConfigError, match=r"layer 'features.6' \(MaskedDropout, p=0.25\).*threat.masks=true"
+    ):
         run_config(["attack=rgap", "model=fcn3", "model.dropout=0.25"], tmp_path / "a")
     known = run_config(
         ["attack=rgap", "model=fcn3", "model.dropout=0.25", "threat.masks=true"], tmp_path / "b"
@@ -97,7 +103,8 @@ def test_resnet_is_refused_at_its_batch_norm(tmp_path):
 def test_update_perturbing_defense_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="perturbs the update"):
         run_config(
-            ["attack=rgap", "model=fcn3", "defense._target_=tests.attacks.test_rgap.NoisyUpdate"], tmp_path
+            ["attack=rgap", "model=fcn3", "defense._target_=tests.attacks.test_rgap.NoisyUpdate"],
+            tmp_path,
         )
 
 
@@ -115,23 +122,37 @@ def test_rank_table_of_cnn6_matches_a_hand_count(tmp_path):
     # Second conv, 12->36, k3 s2 p1, on the first conv's 12 x 17 x 17 output (32+4-4)/2+1 = 17:
     # unknowns 12*17*17, weight-gradient constraints 36*12*3*3, forward constraints 36 * 9 * 9.
     assert rows["features.3"] == {
-        "layer": "features.3", "unknowns": 3468, "weight_gradient_constraints": 3888,
-        "forward_constraints": 2916, "rank": 3468, "verdict": "full",
+        "layer": "features.3",
+        "unknowns": 3468,
+        "weight_gradient_constraints": 3888,
+        "forward_constraints": 2916,
+        "rank": 3468,
+        "verdict": "full",
     }
     assert all(row["verdict"] == "full" for row in rows.values())
 
 
 def test_precode_bottleneck_is_refused_not_silently_skipped(tmp_path):
-    with pytest.raises(ConfigError, match="cannot handle layer 'bottleneck.encoder' .*outside the features"):
+    with pytest.raises(
+        ConfigError, match="cannot handle layer 'bottleneck.encoder' .*outside the features"
+    ):
         run_config(["attack=rgap", "model=fcn3", "defense=precode"], tmp_path)
 
 
 def test_layer_system_gram_is_the_normal_equations_of_the_dense_constraints():
     """The per-tap Gram and right-hand side are M^T diag(known) M and M^T z of the dense layer."""
     torch.manual_seed(0)
-    step = Step("conv", torch.randn(3, 2, 3, 3, dtype=torch.float64), None, (2, 2), (1, 1), (2, 5, 5), (3, 3, 3))
+    step = Step(
+        "conv",
+        torch.randn(3, 2, 3, 3, dtype=torch.float64),
+        None,
+        (2, 2),
+        (1, 1),
+        (2, 5, 5),
+        (3, 3, 3),
+    )
     basis = torch.eye(step.unknowns, dtype=torch.float64).view(-1, *step.in_shape)
-    dense = step.forward(basis).flatten(1).T                         # (outputs, unknowns)
+    dense = step.forward(basis).flatten(1).T  # (outputs, unknowns)
     known = torch.rand(step.out_shape) > 0.4
     z = torch.randn(step.out_shape, dtype=torch.float64)
     no_gradient = torch.zeros(step.out_shape, dtype=torch.float64)  # leaves the forward block alone

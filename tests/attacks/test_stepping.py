@@ -35,9 +35,18 @@ PULL = 1e-7  # the quadratic's weight: it moves Adam without changing the script
 
 def settings(**changes) -> Optimization:
     fields = dict(
-        iterations=STEPS, optimizer="adam", lr=0.1, schedule="plateau", decay_at=[0.25, 0.5],
-        decay_factor=0.1, plateau_patience=3, signed=True, boxed=True, keep_best=True,
-        stop_patience=12, stop_loss=1e-4,
+        iterations=STEPS,
+        optimizer="adam",
+        lr=0.1,
+        schedule="plateau",
+        decay_at=[0.25, 0.5],
+        decay_factor=0.1,
+        plateau_patience=3,
+        signed=True,
+        boxed=True,
+        keep_best=True,
+        stop_patience=12,
+        stop_loss=1e-4,
     )
     return Optimization(**{**fields, **changes})
 
@@ -52,8 +61,10 @@ def loss_of(problem: int, step: int, images: torch.Tensor, mask: torch.Tensor) -
 def starts(problems: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     generator = torch.Generator().manual_seed(0)
     return [
-        (torch.randn(2, *SPEC.shape, generator=generator, dtype=torch.float64),
-         torch.rand(2, 4, generator=generator, dtype=torch.float64))
+        (
+            torch.randn(2, *SPEC.shape, generator=generator, dtype=torch.float64),
+            torch.rand(2, 4, generator=generator, dtype=torch.float64),
+        )
         for _ in range(problems)
     ]
 
@@ -101,7 +112,9 @@ def stacked(optim: Optimization, rows: list[tuple[torch.Tensor, torch.Tensor]]):
     for step in range(STEPS):
         lrs.append(adam.lr.tolist())
         x, variables = layout.views(theta)
-        losses = torch.stack([loss_of(i, step, x[i], variables["mask"].value[i]) for i in range(len(rows))])
+        losses = torch.stack(
+            [loss_of(i, step, x[i], variables["mask"].value[i]) for i in range(len(rows))]
+        )
         (grad,) = torch.autograd.grad(losses.sum(), theta)
         with torch.no_grad():
             advance(progress, adam, theta, grad, losses.detach())
@@ -115,9 +128,15 @@ def stacked(optim: Optimization, rows: list[tuple[torch.Tensor, torch.Tensor]]):
     [
         ({}, True),  # plateau, best iterate, both stop rules
         ({"schedule": "multistep", "keep_best": False, "stop_patience": None}, True),
-        ({"schedule": "multistep", "decay_at": [0.01, 0.5], "iterations": 4}, True),  # a milestone at step 0
+        (
+            {"schedule": "multistep", "decay_at": [0.01, 0.5], "iterations": 4},
+            True,
+        ),  # a milestone at step 0
         ({"schedule": "constant", "signed": False, "stop_loss": None}, False),
-        ({"plateau_patience": 0, "stop_patience": None, "stop_loss": None}, False),  # decays down to eps
+        (
+            {"plateau_patience": 0, "stop_patience": None, "stop_loss": None},
+            False,
+        ),  # decays down to eps
     ],
 )
 def test_stacked_steps_take_torchs_decisions_and_values(changes, stops):
@@ -128,7 +147,9 @@ def test_stacked_steps_take_torchs_decisions_and_values(changes, stops):
         ref_images, ref_mask, ref_best, ref_steps, ref_lrs = reference(optim, i, images0, mask0)
         assert steps[i] == ref_steps, f"problem {i} stopped at a different step"
         lr_trace = torch.tensor([lr[i] for lr in lrs[:ref_steps]], dtype=torch.float64)
-        torch.testing.assert_close(lr_trace, torch.tensor(ref_lrs, dtype=torch.float64), rtol=1e-12, atol=0)
+        torch.testing.assert_close(
+            lr_trace, torch.tensor(ref_lrs, dtype=torch.float64), rtol=1e-12, atol=0
+        )
         torch.testing.assert_close(x[i], ref_images, rtol=1e-6, atol=1e-9)
         torch.testing.assert_close(mask[i], ref_mask, rtol=1e-6, atol=1e-9)
         if best is not None:

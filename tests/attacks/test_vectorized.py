@@ -16,7 +16,13 @@ from gradinv.models.cnn import CNN
 from gradinv.models.dropout import active_sites, mask_key
 from gradinv.models.resnet import ResNet18
 from tests.attacks.helpers import (
-    MNIST_LIKE, assert_same, attack_images, engine_for, make_attack, mlp, shared_updates,
+    MNIST_LIKE,
+    assert_same,
+    attack_images,
+    engine_for,
+    make_attack,
+    mlp,
+    shared_updates,
 )
 
 CIFAR_LIKE = DataSpec("tiny-rgb", 3, 12, 10, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
@@ -36,14 +42,21 @@ class LearnedMasks(GradientInversion):
         for hook in hooks:
             hook.remove()
         return {
-            mask_key(n): DropoutMask(torch.rand(shape, generator=generator), bounds=(0, 1), buffer=mask_key(n))
+            mask_key(n): DropoutMask(
+                torch.rand(shape, generator=generator), bounds=(0, 1), buffer=mask_key(n)
+            )
             for n, shape in probe.items()
         }
 
 
 def ig(attack_cls=None, optim=None, **fields) -> GradientInversion:
     """IG's setting, 8 unsigned steps, 2 restarts (``attack_cls``: a test's subclass)."""
-    return make_attack(cls=attack_cls, restarts=2, optim={"iterations": 8, "signed": False, **(optim or {})}, **fields)
+    return make_attack(
+        cls=attack_cls,
+        restarts=2,
+        optim={"iterations": 8, "signed": False, **(optim or {})},
+        **fields,
+    )
 
 
 def test_vectorized_ig_equals_one_by_one_on_mlp():
@@ -69,6 +82,7 @@ def test_vectorized_resnet_with_batch_norm_equals_one_by_one(client_mode, caplog
     (eval), with torchvision's in-place ReLU after each batch norm, match one fit per problem.
     On a CPU fewer than MIN_PER_CALL ResNet-18 problems fit one call: they take the loop,
     unless ``attack.per_call`` says how many share one."""
+
     def resnet():
         torch.manual_seed(0)
         return ResNet18(CIFAR_LIKE.shape, 10)
@@ -83,11 +97,17 @@ def test_vectorized_resnet_with_batch_norm_equals_one_by_one(client_mode, caplog
         "cpu, fewer than 4: no faster than the loop)." in caplog.text
     )
     optim = dict(iterations=2, signed=False)
-    loop = attack_images(make_attack(vectorize=False, optim=optim), resnet(), CIFAR_LIKE, 2, client_mode)
+    loop = attack_images(
+        make_attack(vectorize=False, optim=optim), resnet(), CIFAR_LIKE, 2, client_mode
+    )
     caplog.clear()
     with caplog.at_level("INFO"):  # attack.per_call chooses for the user: both problems in one call
         batched = attack_images(
-            make_attack(vectorize=True, per_call=2, optim=optim), resnet(), CIFAR_LIKE, 2, client_mode
+            make_attack(vectorize=True, per_call=2, optim=optim),
+            resnet(),
+            CIFAR_LIKE,
+            2,
+            client_mode,
         )
     assert "one by one" not in caplog.text and "not folding" not in caplog.text, caplog.text
     assert_same(loop, batched)
@@ -98,7 +118,10 @@ def test_batch_norm_folds_on_batch_or_running_statistics():
     by their own statistics (exactness: ``test_folded``, ``test_batched_paths``)."""
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        torch.nn.Flatten(), torch.nn.Linear(64, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 10)
+        torch.nn.Flatten(),
+        torch.nn.Linear(64, 16),
+        torch.nn.BatchNorm1d(16),
+        torch.nn.Linear(16, 10),
     )
     updates = shared_updates(net, MNIST_LIKE, victims=2, batch=2)
     for batch_statistics in (True, False):
@@ -172,7 +195,10 @@ def test_problems_per_call_on_a_gpu_are_what_half_its_free_memory_holds(monkeypa
     def unmeasured():
         raise AssertionError("a CPU's count is not measured")
 
-    assert per_call.problems_per_call(2**20, torch.device("cpu"), unmeasured) == per_call.CPU_CALL_ELEMENTS // 2**20
+    assert (
+        per_call.problems_per_call(2**20, torch.device("cpu"), unmeasured)
+        == per_call.CPU_CALL_ELEMENTS // 2**20
+    )
 
 
 @pytest.mark.parametrize(("model", "path"), [(_small_cnn, "folded"), (_precode_cnn, "vmap")])

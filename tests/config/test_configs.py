@@ -19,8 +19,17 @@ from gradinv.typecheck import unused_fields
 from tests.helpers import CONF, REPO_ROOT, composed
 
 GROUPS = (
-    "dataset", "model", "threat", "client", "attack", "defense", "logger", "trainer", "experiment",
-    "hydra", "hydra/launcher",
+    "dataset",
+    "model",
+    "threat",
+    "client",
+    "attack",
+    "defense",
+    "logger",
+    "trainer",
+    "experiment",
+    "hydra",
+    "hydra/launcher",
 )
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF) / g).glob("*.yaml"))]
 
@@ -29,7 +38,9 @@ OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF) / g).glob("*.
 def test_every_option_opens_with_a_comment_saying_what_it_is(group, option):
     """An option documents itself, so adding one is one YAML (and its module), no docs edit."""
     first = (Path(CONF) / group / f"{option}.yaml").read_text().partition("\n")[0]
-    assert first.startswith("# ") and first[2:].strip(), f"conf/{group}/{option}.yaml opens with no description"
+    assert first.startswith("# ") and first[2:].strip(), (
+        f"conf/{group}/{option}.yaml opens with no description"
+    )
 
 
 RUN_OPTIONS = [o for o in OPTIONS if not o[0].startswith("hydra")]
@@ -69,8 +80,12 @@ def test_rgap_holds_every_optimization_field_as_a_null_placeholder():
     for attack in sorted(p.stem for p in (Path(CONF) / "attack").glob("*.yaml")):
         fields = composed(f"attack={attack}").attack
         missing = sorted(set(fields) - set(rgap))
-        missing += sorted(f"optim.{k}" for k in set(fields.get("optim") or {}) - set(rgap.optim) - {"_target_"})
-        assert not missing, f"conf/attack/rgap.yaml lacks attack={attack}'s {missing} (add them as null)"
+        missing += sorted(
+            f"optim.{k}" for k in set(fields.get("optim") or {}) - set(rgap.optim) - {"_target_"}
+        )
+        assert not missing, (
+            f"conf/attack/rgap.yaml lacks attack={attack}'s {missing} (add them as null)"
+        )
     unused = unused_fields(rgap)
     assert unused and all(rgap[f] is None for f in unused if f != "optim")
     assert all(value is None for value in rgap.optim.values())
@@ -81,7 +96,9 @@ def test_the_client_shares_what_the_threat_grants_and_the_attack_is_told_it(atta
     cfg = composed(f"attack={attack}")
     threat, client = cfg.threat, cfg.client
     assert (client.share_labels, client.share_masks, client.share_samples) == (
-        threat.labels, threat.masks, threat.samples
+        threat.labels,
+        threat.masks,
+        threat.samples,
     )
     assert threat.masks is (attack == "wiig")  # wiig selects threat=masks, no other attack does
     told = instantiate(cfg.attack).knowledge()
@@ -97,7 +114,11 @@ def test_a_threat_without_masks_is_refused_by_wiig_with_the_field_to_set():
 def test_help_lists_the_groups_a_user_picks_and_no_internal_piece():
     """--help lists conf/'s groups; the victim fields every dataset includes are no group."""
     done = subprocess.run(
-        [sys.executable, "gradinv/main.py", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        [sys.executable, "gradinv/main.py", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     listed = done.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
     names = [line.split(":")[0] for line in listed.splitlines()[2:] if ":" in line]

@@ -1,6 +1,7 @@
 """Experiment configs set the papers' settings; without one, ig, dia and wiig share one setting."""
 
 from __future__ import annotations
+
 import inspect
 
 import pytest
@@ -30,10 +31,14 @@ def test_ig_dia_and_wiig_share_one_default_setting():
     assert ig["optim"]["schedule"] == "plateau" and ig["optim"]["keep_best"]
 
 
-@pytest.mark.parametrize("target", [Optimization, GradientInversion, DropoutInversion, WellInformedIG])
+@pytest.mark.parametrize(
+    "target", [Optimization, GradientInversion, DropoutInversion, WellInformedIG]
+)
 def test_the_yaml_holds_the_only_defaults(target):
     """No optimization attack field has a default in code: conf/attack/ig.yaml is the one set."""
-    defaults = [p.name for p in inspect.signature(target).parameters.values() if p.default is not p.empty]
+    defaults = [
+        p.name for p in inspect.signature(target).parameters.values() if p.default is not p.empty
+    ]
     assert defaults == []
 
 
@@ -41,7 +46,16 @@ def test_dlg_changes_only_what_differs_from_ig():
     """dlg.yaml inherits ig's setting and states L-BFGS, the squared distance and no prior."""
     ig, dlg = composed("attack=ig").attack, composed("attack=dlg").attack
     changed = {k for k in ig.optim if ig.optim[k] != dlg.optim[k]}
-    assert changed == {"optimizer", "lr", "schedule", "signed", "boxed", "keep_best", "stop_patience", "stop_loss"}
+    assert changed == {
+        "optimizer",
+        "lr",
+        "schedule",
+        "signed",
+        "boxed",
+        "keep_best",
+        "stop_patience",
+        "stop_loss",
+    }
     assert (dlg.objective, dlg.regularizers, dlg.optim.iterations) == ("l2", None, 300)
 
 
@@ -55,8 +69,17 @@ def test_dia_paper_gives_every_attack_of_its_table_the_same_setting(attack):
 def test_paper_budgets_and_settings():
     ig = composed("+experiment=ig_paper").attack
     tv = ig.regularizers.total_variation.weight
-    assert (ig.optim.iterations, tv, ig.optim.schedule, ig.optim.keep_best) == (24000, 1e-4, "multistep", False)
+    assert (ig.optim.iterations, tv, ig.optim.schedule, ig.optim.keep_best) == (
+        24000,
+        1e-4,
+        "multistep",
+        False,
+    )
     precode = composed("+experiment=precode_paper")
     assert precode.defense._target_.endswith("Precode")
-    assert (precode.attack.ignore_layers, precode.attack.optim.iterations, precode.attack.optim.lr) == ("defended", 7000, 0.01)
+    assert (
+        precode.attack.ignore_layers,
+        precode.attack.optim.iterations,
+        precode.attack.optim.lr,
+    ) == ("defended", 7000, 0.01)
     assert composed("+experiment=rgap_paper").attack._target_.endswith("RGAP")

@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
+from gradinv.data.archive import SAMPLES
 from gradinv.data.datasets import CIFAR10, MNIST, ImageFolder, ImageNet
 from gradinv.errors import ConfigError
-from gradinv.data.archive import SAMPLES
 from tests.conftest import SHARED_DATA
 
 
@@ -29,7 +29,9 @@ def test_victims_follow_the_seed_or_the_given_indices():
     assert [v.indices for v in a] == [v.indices for v in b] != [v.indices for v in c]
     given = CIFAR10(num_victims=2, batch_size=1, victim_indices=[5, 9]).victims(seed=0)
     assert [v.indices for v in given] == [(5,), (9,)]
-    with pytest.raises(ConfigError, match="dataset.victim_indices must lie in \\[0, 128\\), got 500."):
+    with pytest.raises(
+        ConfigError, match="dataset.victim_indices must lie in \\[0, 128\\), got 500."
+    ):
         CIFAR10(num_victims=1, batch_size=1, victim_indices=[500]).victims(seed=0)
 
 
@@ -56,14 +58,17 @@ def test_the_shared_imagenet_sample_loads_when_present():
 def _write_images(folder, count, size=40):
     folder.mkdir(parents=True)
     for i in range(count):
-        Image.fromarray(np.full((size, size + 8, 3), 40 * i, dtype=np.uint8)).save(folder / f"{i}.png")
+        Image.fromarray(np.full((size, size + 8, 3), 40 * i, dtype=np.uint8)).save(
+            folder / f"{i}.png"
+        )
 
 
 def test_folder_dataset_with_class_subfolders_and_flat(tmp_path):
     _write_images(tmp_path / "tree" / "cat", 2)
     _write_images(tmp_path / "tree" / "dog", 2)
-    tree = ImageFolder(path=str(tmp_path / "tree"), size=16, channels=1, num_classes=2,
-                       num_victims=1, batch_size=4)
+    tree = ImageFolder(
+        path=str(tmp_path / "tree"), size=16, channels=1, num_classes=2, num_victims=1, batch_size=4
+    )
     victim = tree.victims(seed=0)[0]
     assert tuple(victim.images.shape) == (4, 1, 16, 16)
     assert sorted(victim.labels.tolist()) == [0, 0, 1, 1]

@@ -26,8 +26,14 @@ def test_ppp_noise_keeps_the_precode_aware_attack_from_matching(tmp_path):
     distance = {}
     for defense in ("precode", "ppp"):
         outcome = run_config(
-            ["dataset=cifar10", f"defense={defense}", "defense.latent=8", "attack=ig_precode",
-             "attack.optim.iterations=30", "attack.optim.lr=0.1"],
+            [
+                "dataset=cifar10",
+                f"defense={defense}",
+                "defense.latent=8",
+                "attack=ig_precode",
+                "attack.optim.iterations=30",
+                "attack.optim.lr=0.1",
+            ],
             tmp_path / defense,
         )
         assert outcome["status"] == "ok" and outcome["choices"]["defense"] == defense

@@ -25,7 +25,10 @@ def test_kl_term_is_the_closed_form_in_bits_and_scale_is_positive():
         bottleneck.encoder.weight.zero_()
         bottleneck.encoder.bias.copy_(torch.tensor([0.3, -1.0, -20.0, 2.0]))
     bottleneck(torch.randn(4, 3))
-    mean, scale = torch.tensor([0.3, -1.0]), torch.nn.functional.softplus(torch.tensor([-20.0, 2.0]))
+    mean, scale = (
+        torch.tensor([0.3, -1.0]),
+        torch.nn.functional.softplus(torch.tensor([-20.0, 2.0])),
+    )
     assert bool((scale > 0).all())
     # beta x KL in bits (nats / ln 2, as PRECODE's authors), summed over units, mean over 4 rows.
     expected = 0.5 * kl_divergence(Normal(mean, scale), Normal(0, 1)).sum() / math.log(2)
@@ -73,4 +76,4 @@ def test_ignored_set_is_the_decoder_and_every_later_layer(name):
     assert ignored == ["bottleneck.decoder.weight", "bottleneck.decoder.bias", *head]
     # Independently: in a full forward pass from the input, only the head runs after the decoder.
     order = _forward_order(model, lambda: model(torch.zeros(1, *SPEC.shape)))
-    assert order[order.index("bottleneck.decoder"):] == ["bottleneck.decoder", "head"]
+    assert order[order.index("bottleneck.decoder") :] == ["bottleneck.decoder", "head"]

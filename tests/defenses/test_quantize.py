@@ -17,5 +17,7 @@ def test_quantize_rounds_each_tensor_to_its_precision():
     half = Quantize("float16").protect({"w": g}, torch.nn.Identity())["w"]
     assert half.dtype == torch.float32 and torch.equal(half, g.half().float())
     assert Quantize().perturbs_update
-    with pytest.raises(ConfigError, match="defense.precision must be 'float16', 'bfloat16' or 'int8', got 'int4'."):
+    with pytest.raises(
+        ConfigError, match="defense.precision must be 'float16', 'bfloat16' or 'int8', got 'int4'."
+    ):
         Quantize("int4")

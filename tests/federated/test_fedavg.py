@@ -30,29 +30,56 @@ def test_one_full_batch_local_step_is_the_fedsgd_gradient_times_the_learning_rat
 def test_fedavg_fields_that_cannot_work_stop_with_one_sentence(tmp_path):
     with pytest.raises(ConfigError, match="client.local_steps must be a positive integer, got 0."):
         FederatedClient(MLP((1, 28, 28), 10), NoDefense(), local_steps=0)
-    with pytest.raises(ConfigError, match=r"client.local_batch_size=2 must divide dataset.batch_size=3"):
-        run_config(["client=fedavg", "dataset.batch_size=3", "client.local_batch_size=2"], tmp_path / "a")
+    with pytest.raises(
+        ConfigError, match=r"client.local_batch_size=2 must divide dataset.batch_size=3"
+    ):
+        run_config(
+            ["client=fedavg", "dataset.batch_size=3", "client.local_batch_size=2"], tmp_path / "a"
+        )
     with pytest.raises(ConfigError, match="attack=rgap inverts one exact gradient, not FedAvg"):
-        run_config(["client=fedavg", "attack=rgap", "model=fcn3", "dataset=cifar10"], tmp_path / "b")
+        run_config(
+            ["client=fedavg", "attack=rgap", "model=fcn3", "dataset=cifar10"], tmp_path / "b"
+        )
 
 
 def test_ig_against_fedavg_recovers_the_batch_and_records_the_procedure(tmp_path):
     outcome = run_config(
-        [*FEDAVG, "client.local_steps=2", "client.local_batch_size=1", "attack.optim.iterations=100"], tmp_path
+        [
+            *FEDAVG,
+            "client.local_steps=2",
+            "client.local_batch_size=1",
+            "attack.optim.iterations=100",
+        ],
+        tmp_path,
     )
     assert outcome["knowledge"] == {
-        "labels_known": True, "samples_known": False, "algorithm": "fedavg", "local_steps": 2,
-        "local_lr": 0.1, "local_batch_size": 1, "data_order_known": True,
+        "labels_known": True,
+        "samples_known": False,
+        "algorithm": "fedavg",
+        "local_steps": 2,
+        "local_lr": 0.1,
+        "local_batch_size": 1,
+        "data_order_known": True,
     }
     assert outcome["metrics"]["psnr"] > 35  # 41.9 dB measured
 
 
 def test_dia_against_fedavg_learns_one_mask_set_per_local_step(tmp_path):
     outcome = run_config(
-        [*FEDAVG, "attack=dia", "model.dropout=0.25", "client.local_steps=2", "attack.optim.iterations=20"],
+        [
+            *FEDAVG,
+            "attack=dia",
+            "model.dropout=0.25",
+            "client.local_steps=2",
+            "attack.optim.iterations=20",
+        ],
         tmp_path,
     )
-    sites = {key.removeprefix("mask_accuracy/") for key in outcome["metrics"] if key.startswith("mask_accuracy/")}
+    sites = {
+        key.removeprefix("mask_accuracy/")
+        for key in outcome["metrics"]
+        if key.startswith("mask_accuracy/")
+    }
     assert {site.split(".")[0] for site in sites} == {"step0", "step1"}
     assert outcome["metrics"]["mask_accuracy"] is not None
 
@@ -71,7 +98,13 @@ def test_labels_are_inferred_from_a_fedavg_update_as_from_the_mean_gradient():
 
 def test_wiig_against_fedavg_replays_the_masks_of_every_local_step(tmp_path):
     outcome = run_config(
-        [*FEDAVG, "attack=wiig", "model.dropout=0.25", "client.local_steps=2", "attack.optim.iterations=60"],
+        [
+            *FEDAVG,
+            "attack=wiig",
+            "model.dropout=0.25",
+            "client.local_steps=2",
+            "attack.optim.iterations=60",
+        ],
         tmp_path,
     )
     assert outcome["knowledge"]["masks_known"] is True and outcome["knowledge"]["local_steps"] == 2

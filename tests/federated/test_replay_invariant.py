@@ -27,7 +27,8 @@ from tests.helpers import CONF, option
 
 MODELS = sorted(p.stem for p in (Path(CONF) / "model").glob("*.yaml"))
 DEFENSES = sorted(
-    p.stem for p in (Path(CONF) / "defense").glob("*.yaml")
+    p.stem
+    for p in (Path(CONF) / "defense").glob("*.yaml")
     if not instantiate(option("defense", p.stem)).perturbs_update
 )
 SPECS = {"mnist": MNIST.spec, "cifar10": CIFAR10.spec, "imagenet": ImageNet.spec}
@@ -47,11 +48,19 @@ def _cells():
                             yield pytest.param(name, spec, defense, dropout, batch, None, id=cell)
                         elif (dropout, batch) == (0.25, 2):
                             yield pytest.param(
-                                name, spec, defense, dropout, batch, None, id=cell,
+                                name,
+                                spec,
+                                defense,
+                                dropout,
+                                batch,
+                                None,
+                                id=cell,
                                 marks=pytest.mark.slow,
                             )
         # A client that trains with dropout but normalizes with running statistics.
-        yield pytest.param(name, CIFAR10.spec, "none", 0.25, 2, "running", id=f"{name}-running-norm")
+        yield pytest.param(
+            name, CIFAR10.spec, "none", 0.25, 2, "running", id=f"{name}-running-norm"
+        )
 
 
 MAX_TOKENS = 1024  # attention over more tokens than this at 224 px is not a cell of the grid
@@ -70,7 +79,9 @@ def _model(name: str, spec, dropout: float, defense: str) -> torch.nn.Module:
         pytest.skip(f"model={name} does not accept {spec.name}: {error}")
 
 
-@pytest.mark.parametrize(("name", "spec", "defense", "dropout", "batch", "normalization"), list(_cells()))
+@pytest.mark.parametrize(
+    ("name", "spec", "defense", "dropout", "batch", "normalization"), list(_cells())
+)
 def test_attacker_gradient_at_the_truth_equals_the_shared_update(
     name, spec, defense, dropout, batch, normalization
 ):
@@ -79,7 +90,12 @@ def test_attacker_gradient_at_the_truth_equals_the_shared_update(
     images = torch.randn(batch, *spec.shape, generator=generator)
     labels = torch.randint(0, spec.num_classes, (batch,), generator=generator)
     client = FederatedClient(
-        model, protect, mode="train", share_masks=True, share_samples=True, normalization=normalization
+        model,
+        protect,
+        mode="train",
+        share_masks=True,
+        share_samples=True,
+        normalization=normalization,
     )
     server = ServerView.of(model, spec, client.batch_statistics)
     update, record = client.share(VictimBatch(images, labels, tuple(range(batch))))
@@ -99,7 +115,8 @@ def test_attacker_gradient_at_the_truth_equals_the_shared_update(
 
 FEDAVG_CELLS = [
     pytest.param(name, defense, id=f"{name}-cifar10-{defense}-fedavg")
-    for name in MODELS for defense in DEFENSES
+    for name in MODELS
+    for defense in DEFENSES
 ]
 
 
@@ -114,8 +131,14 @@ def test_attacker_simulation_of_fedavg_at_the_truth_equals_the_shared_update(nam
     images = torch.randn(4, *spec.shape, generator=generator)
     labels = torch.randint(0, spec.num_classes, (4,), generator=generator)
     client = FederatedClient(
-        model, protect, share_masks=True, share_samples=True,
-        local_steps=3, local_lr=0.05, local_batch_size=2, shuffle=True,
+        model,
+        protect,
+        share_masks=True,
+        share_samples=True,
+        local_steps=3,
+        local_lr=0.05,
+        local_batch_size=2,
+        shuffle=True,
     )
     server = ServerView.of(model, spec, client.batch_statistics)
     update, record = client.share(VictimBatch(images, labels, tuple(range(4))))
@@ -123,7 +146,9 @@ def test_attacker_simulation_of_fedavg_at_the_truth_equals_the_shared_update(nam
     assert update.local is not None and update.local.order == record.order
     assert {key.split(".")[0] for key in truth} == {"step0", "step1", "step2"}
 
-    simulated, _ = local_update(server.model, images, labels, update.local, buffers=truth, create_graph=True)
+    simulated, _ = local_update(
+        server.model, images, labels, update.local, buffers=truth, create_graph=True
+    )
     assert list(simulated) == list(update.gradients)
     for key, shared in update.gradients.items():
         torch.testing.assert_close(simulated[key].detach(), shared, rtol=1e-4, atol=1e-7, msg=key)

@@ -33,12 +33,19 @@ ON_GPU = ["trainer.accelerator=gpu", "dataset=cifar10", "dataset.num_victims=2"]
 MODELS = ["mlp", "cnn", "resnet18", "vit", "vit_b16", "cnn6", "cnn6d", "fcn3", "lenet"]
 CELLS = [
     *[[f"model={m}", "attack=dia", "model.dropout=0.25"] for m in MODELS],
-    ["attack=ig"], ["attack=wiig", "model.dropout=0.25"], ["attack=dlg", "threat.labels=false"],
-    ["attack=ig_precode", "defense=precode"], ["attack=ig", "defense=ppp"], ["attack=ig", "defense=noise"],
-    ["attack=ig", "defense=prune"], ["attack=ig", "defense=quantize"],
+    ["attack=ig"],
+    ["attack=wiig", "model.dropout=0.25"],
+    ["attack=dlg", "threat.labels=false"],
+    ["attack=ig_precode", "defense=precode"],
+    ["attack=ig", "defense=ppp"],
+    ["attack=ig", "defense=noise"],
+    ["attack=ig", "defense=prune"],
+    ["attack=ig", "defense=quantize"],
     ["attack=dia", "defense=dpsgd", "client=fedavg", "model.dropout=0.25", "dataset.batch_size=2"],
-    ["attack=dia", "client=fedavg", "model.dropout=0.25"], ["attack=ig", "threat.labels=false", "dataset.batch_size=4"],
-    ["attack=rgap", "model=cnn6"], ["attack=rgap", "model=fcn3", "model.dropout=0.25", "threat=masks"],
+    ["attack=dia", "client=fedavg", "model.dropout=0.25"],
+    ["attack=ig", "threat.labels=false", "dataset.batch_size=4"],
+    ["attack=rgap", "model=cnn6"],
+    ["attack=rgap", "model=fcn3", "model.dropout=0.25", "threat=masks"],
 ]
 
 
@@ -61,11 +68,18 @@ def _cuda_setting(name: str, victims: int, dropout: float = 0.25, defense=None):
     protect = defense or NoDefense()
     model = build_model(cfg, CIFAR10.spec, seed=0, prepare=protect.prepare_model)
     client = FederatedClient(model, protect).to(CUDA)
-    server = ServerView.of(client.model, CIFAR10.spec, client.batch_statistics)  # before the round, as a run
+    server = ServerView.of(
+        client.model, CIFAR10.spec, client.batch_statistics
+    )  # before the round, as a run
     generator = torch.Generator().manual_seed(1)
     updates = [
-        client.share(VictimBatch(torch.randn(1, *CIFAR10.spec.shape, generator=generator),
-                                 torch.randint(0, 10, (1,), generator=generator), (v,)))[0]
+        client.share(
+            VictimBatch(
+                torch.randn(1, *CIFAR10.spec.shape, generator=generator),
+                torch.randint(0, 10, (1,), generator=generator),
+                (v,),
+            )
+        )[0]
         for v in range(victims)
     ]
     return server, updates
@@ -74,8 +88,16 @@ def _cuda_setting(name: str, victims: int, dropout: float = 0.25, defense=None):
 def _gpu_trainer(callbacks):
     import lightning as L
 
-    return L.Trainer(max_epochs=1, accelerator="gpu", devices=1, logger=False, callbacks=callbacks,
-                     enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False)
+    return L.Trainer(
+        max_epochs=1,
+        accelerator="gpu",
+        devices=1,
+        logger=False,
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
 
 
 @pytest.mark.parametrize(("name", "attack"), [("mlp", "dia"), ("cnn", "ig"), ("vit", "dia")])
@@ -88,8 +110,12 @@ def test_problems_stepped_together_equal_one_by_one_on_cuda(name, attack):
     server, updates = _cuda_setting(name, victims=3)
     runs = []
     for vectorize in (True, False):
-        chosen = make_attack(attack, vectorize=vectorize, restarts=2, optim={"iterations": 8, "signed": False})
-        runs.append(chosen.reconstruct(server, updates, AttackRuntime(seed=3, make_trainer=_gpu_trainer)))
+        chosen = make_attack(
+            attack, vectorize=vectorize, restarts=2, optim={"iterations": 8, "signed": False}
+        )
+        runs.append(
+            chosen.reconstruct(server, updates, AttackRuntime(seed=3, make_trainer=_gpu_trainer))
+        )
     for together, alone in zip(*runs, strict=True):
         apart = (together.images - alone.images).abs()
         assert float(apart.max()) <= 1e-2 and float((apart > 1e-4).float().mean()) <= 0.01
@@ -97,9 +123,13 @@ def test_problems_stepped_together_equal_one_by_one_on_cuda(name, attack):
         assert together.iterations == alone.iterations
 
 
-PATHS = [("mlp", "dia", 4, None, "folded"), ("vit", "dia", 1, None, "folded"),
-         ("mlp", "ig", 4, Precode(latent=8), "vmap"), ("vit", "ig", 2, Precode(latent=8), "loop"),
-         ("resnet18", "ig", 4, None, "folded")]
+PATHS = [
+    ("mlp", "dia", 4, None, "folded"),
+    ("vit", "dia", 1, None, "folded"),
+    ("mlp", "ig", 4, Precode(latent=8), "vmap"),
+    ("vit", "ig", 2, Precode(latent=8), "loop"),
+    ("resnet18", "ig", 4, None, "folded"),
+]
 
 
 @pytest.mark.parametrize(("name", "attack", "victims", "defense", "path"), PATHS)
@@ -141,7 +171,9 @@ def test_a_seed_draws_the_same_client_round_on_a_cpu_and_a_gpu():
         cfg = option("model", "cnn")
         cfg.dropout = 0.25
         model = build_model(cfg, CIFAR10.spec, seed=0, prepare=Precode(latent=8).prepare_model)
-        client = FederatedClient(model, Precode(latent=8), share_masks=True, share_samples=True).to(device)
+        client = FederatedClient(model, Precode(latent=8), share_masks=True, share_samples=True).to(
+            device
+        )
         torch.manual_seed(5)
         victim = VictimBatch(torch.rand(2, *CIFAR10.spec.shape), torch.tensor([1, 2]), (0, 1))
         shared[device] = client.share(victim)[0]
@@ -151,7 +183,9 @@ def test_a_seed_draws_the_same_client_round_on_a_cpu_and_a_gpu():
     for key in cpu.samples:
         assert torch.equal(cpu.samples[key], gpu.samples[key].cpu())
     for key in cpu.gradients:
-        torch.testing.assert_close(gpu.gradients[key].cpu(), cpu.gradients[key], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(
+            gpu.gradients[key].cpu(), cpu.gradients[key], rtol=1e-4, atol=1e-6
+        )
 
 
 def test_a_seed_draws_the_same_dpsgd_round_on_a_cpu_and_a_gpu():
@@ -161,20 +195,28 @@ def test_a_seed_draws_the_same_dpsgd_round_on_a_cpu_and_a_gpu():
     for device in ("cpu", "cuda"):
         cfg = option("model", "mlp")
         cfg.dropout, cfg.depth = 0.25, 1
-        client = FederatedClient(build_model(cfg, CIFAR10.spec, seed=0), DPSGD(noise_multiplier=0.5)).to(device)
+        client = FederatedClient(
+            build_model(cfg, CIFAR10.spec, seed=0), DPSGD(noise_multiplier=0.5)
+        ).to(device)
         torch.manual_seed(5)
         victim = VictimBatch(torch.rand(3, *CIFAR10.spec.shape), torch.tensor([1, 2, 2]), (0, 1, 2))
         shared[device] = client.share(victim)[0]
     for key, gradient in shared["cpu"].gradients.items():
-        torch.testing.assert_close(shared["cuda"].gradients[key].cpu(), gradient, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(
+            shared["cuda"].gradients[key].cpu(), gradient, rtol=1e-4, atol=1e-6
+        )
 
 
 def test_the_counter_stream_is_the_same_on_a_cpu_and_a_gpu():
     seeds, steps = torch.tensor([3, 2**40 + 9]), torch.tensor([0, 17])
-    assert torch.equal(uniforms(seeds, steps, 2, 4096), uniforms(seeds.cuda(), steps.cuda(), 2, 4096).cpu())
+    assert torch.equal(
+        uniforms(seeds, steps, 2, 4096), uniforms(seeds.cuda(), steps.cuda(), 2, 4096).cpu()
+    )
     torch.testing.assert_close(
-        standard_normals(seeds.cuda(), steps.cuda(), 1, 4096).cpu(), standard_normals(seeds, steps, 1, 4096),
-        rtol=1e-12, atol=1e-12,
+        standard_normals(seeds.cuda(), steps.cuda(), 1, 4096).cpu(),
+        standard_normals(seeds, steps, 1, 4096),
+        rtol=1e-12,
+        atol=1e-12,
     )
 
 

@@ -7,7 +7,6 @@ import sys
 
 import pytest
 import torch
-
 from torchmetrics import MeanSquaredError
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
@@ -21,24 +20,39 @@ from gradinv.schema import IMAGE_METRICS
 def hub(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     monkeypatch.setattr(lpips_module, "DOWNLOAD", {})
-    for cached in (lpips_module.unavailable_reason, lpips_module._warn_once, lpips_module.fetch_weights):
+    for cached in (
+        lpips_module.unavailable_reason,
+        lpips_module._warn_once,
+        lpips_module.fetch_weights,
+    ):
         cached.cache_clear()
     yield tmp_path / "checkpoints"
-    for cached in (lpips_module.unavailable_reason, lpips_module._warn_once, lpips_module.fetch_weights):
+    for cached in (
+        lpips_module.unavailable_reason,
+        lpips_module._warn_once,
+        lpips_module.fetch_weights,
+    ):
         cached.cache_clear()
 
 
 #: The torchmetrics class of each metric, whose ``higher_is_better`` the registry must agree with.
-TORCHMETRICS = {"mse": MeanSquaredError, "psnr": PeakSignalNoiseRatio, "ssim": StructuralSimilarityIndexMeasure,
-                "lpips": LearnedPerceptualImagePatchSimilarity}
+TORCHMETRICS = {
+    "mse": MeanSquaredError,
+    "psnr": PeakSignalNoiseRatio,
+    "ssim": StructuralSimilarityIndexMeasure,
+    "lpips": LearnedPerceptualImagePatchSimilarity,
+}
 
 
 def test_each_image_metric_has_one_function_and_the_direction_torchmetrics_gives_it():
-    assert list(PER_IMAGE) == list(IMAGE_METRICS)  # same names, same order: the functions of the schema's metrics
+    assert list(PER_IMAGE) == list(
+        IMAGE_METRICS
+    )  # same names, same order: the functions of the schema's metrics
     missing = set(IMAGE_METRICS) - set(TORCHMETRICS)
     assert not missing, f"name the torchmetrics class of {missing} in TORCHMETRICS"
     assert {m: IMAGE_METRICS[m].higher_is_better for m in IMAGE_METRICS} == {
-        m: TORCHMETRICS[m].higher_is_better for m in IMAGE_METRICS}
+        m: TORCHMETRICS[m].higher_is_better for m in IMAGE_METRICS
+    }
 
 
 def test_matching_undoes_a_permutation_and_psnr_follows_its_definition(hub):
@@ -91,7 +105,9 @@ def test_lpips_is_computed_when_verified_weights_are_present(hub, monkeypatch):
 
 
 @pytest.mark.parametrize("verbose", [False, True])
-def test_lpips_download_without_network_falls_back_to_null_with_the_reason(hub, monkeypatch, capsys, caplog, verbose):
+def test_lpips_download_without_network_falls_back_to_null_with_the_reason(
+    hub, monkeypatch, capsys, caplog, verbose
+):
     from torchvision.models import AlexNet_Weights
 
     def offline(self, *args, **kwargs):
@@ -101,10 +117,17 @@ def test_lpips_download_without_network_falls_back_to_null_with_the_reason(hub, 
     monkeypatch.setattr(type(AlexNet_Weights.IMAGENET1K_V1), "get_state_dict", offline)
     reason = lpips_module.fetch_weights(timeout=0.1, verbose=verbose)
     assert ("Downloading: alexnet" in capsys.readouterr().out) is verbose
-    assert "are not in" in reason and "downloading it failed (OSError: Name or service not known)" in reason
+    assert (
+        "are not in" in reason
+        and "downloading it failed (OSError: Name or service not known)" in reason
+    )
     with caplog.at_level(logging.WARNING):
-        assert lpips_module.lpips_per_image(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)) is None
-    (warning,) = [r.getMessage() for r in caplog.records if "LPIPS is recorded as null" in r.getMessage()]
+        assert (
+            lpips_module.lpips_per_image(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)) is None
+        )
+    (warning,) = [
+        r.getMessage() for r in caplog.records if "LPIPS is recorded as null" in r.getMessage()
+    ]
     assert "\n" not in warning and reason in warning
     assert warning.endswith("or set metrics.lpips_download=false to skip the download attempt.")
 
@@ -117,14 +140,19 @@ def test_lpips_download_puts_verified_weights_in_the_hub_cache(hub, monkeypatch)
         (hub / lpips_module.WEIGHTS_FILE).write_bytes(b"pretend weights")
 
     monkeypatch.setattr(type(AlexNet_Weights.IMAGENET1K_V1), "get_state_dict", download)
-    monkeypatch.setattr(lpips_module, "SHA256_PREFIX", hashlib.sha256(b"pretend weights").hexdigest()[:8])
+    monkeypatch.setattr(
+        lpips_module, "SHA256_PREFIX", hashlib.sha256(b"pretend weights").hexdigest()[:8]
+    )
     assert lpips_module.fetch_weights() is None
 
 
 def test_ssim_takes_images_down_to_the_smallest_size_a_dataset_may_have(hub):
     from gradinv.metrics.image_quality import MIN_IMAGE_SIZE
 
-    small = image_quality(torch.rand(1, 3, MIN_IMAGE_SIZE, MIN_IMAGE_SIZE), torch.rand(1, 3, MIN_IMAGE_SIZE, MIN_IMAGE_SIZE))
+    small = image_quality(
+        torch.rand(1, 3, MIN_IMAGE_SIZE, MIN_IMAGE_SIZE),
+        torch.rand(1, 3, MIN_IMAGE_SIZE, MIN_IMAGE_SIZE),
+    )
     assert -1 <= small["ssim"][0] <= 1
     smaller = MIN_IMAGE_SIZE - 1
     with pytest.raises(RuntimeError, match="Padding size should be less than"):

@@ -17,5 +17,6 @@ def test_mask_accuracy_binarizes_at_half_and_follows_the_image_matching():
     assert reason is None
     assert metrics == {"mask_accuracy": 10 / 12, "mask_accuracy/s": 10 / 12}
     assert mask_metrics([truth], [None], [[0, 1]]) == (
-        {"mask_accuracy": None}, "the attack learns no dropout masks"
+        {"mask_accuracy": None},
+        "the attack learns no dropout masks",
     )

@@ -26,7 +26,14 @@ MAX_TOKENS = 1024  # attention over more tokens than this at 224 px is not a cel
 #: The dropout-site counts docs/configuration.md's models table states, at the configured defaults;
 #: a new model adds its own.
 DOCUMENTED_SITES = {
-    "mlp": 3, "cnn": 1, "resnet18": 1, "vit": 17, "vit_b16": 49, "cnn6": 6, "cnn6d": 6, "fcn3": 2,
+    "mlp": 3,
+    "cnn": 1,
+    "resnet18": 1,
+    "vit": 17,
+    "vit_b16": 49,
+    "cnn6": 6,
+    "cnn6d": 6,
+    "fcn3": 2,
     "lenet": 3,
 }
 
@@ -72,7 +79,9 @@ def test_every_model_meets_the_contract_with_live_dropout_at_every_site(name, sp
 def test_same_seed_same_weights_other_seed_other_weights(name, spec):
     a, b, c = (_build(name, spec, seed=seed) for seed in (5, 5, 6))
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
-    assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
+    assert not all(
+        torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values())
+    )
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -171,7 +180,10 @@ def test_the_contract_accepts_a_toy_that_keeps_it():
 @pytest.mark.parametrize(
     ("toy", "message"),
     [
-        ("NoHead", "model=NoHead needs its classifier as an nn.Linear attribute 'head', found none."),
+        (
+            "NoHead",
+            "model=NoHead needs its classifier as an nn.Linear attribute 'head', found none.",
+        ),
         (
             "TorchDropout",
             "model=TorchDropout has torch's Dropout2d at 'features.2', where every dropout site "

@@ -20,7 +20,9 @@ def test_seed_step_and_stream_each_change_the_draws():
     base = uniforms(torch.tensor([7]), torch.tensor([3]), 0, 64)
     for other in (
         uniforms(torch.tensor([8]), torch.tensor([3]), 0, 64),
-        uniforms(torch.tensor([7 + 2**32]), torch.tensor([3]), 0, 64),  # the seed's high word counts too
+        uniforms(
+            torch.tensor([7 + 2**32]), torch.tensor([3]), 0, 64
+        ),  # the seed's high word counts too
         uniforms(torch.tensor([7]), torch.tensor([4]), 0, 64),
         uniforms(torch.tensor([7]), torch.tensor([3]), 1, 64),
     ):

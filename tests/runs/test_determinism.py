@@ -6,7 +6,12 @@ from tests.helpers import run_config
 
 
 def test_same_seed_gives_identical_reconstructions(tmp_path):
-    overrides = ["model.width=32", "attack.optim.iterations=4", "dataset.num_victims=2", "attack.restarts=2"]
+    overrides = [
+        "model.width=32",
+        "attack.optim.iterations=4",
+        "dataset.num_victims=2",
+        "attack.restarts=2",
+    ]
     first = run_config(overrides, tmp_path / "a")
     second = run_config(overrides, tmp_path / "b")
     assert first["per_image"] == second["per_image"]

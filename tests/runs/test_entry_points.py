@@ -20,20 +20,43 @@ from tests.conftest import REPO
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 #: Hydra entry points: the command-line arguments of a tiny run ({tmp} is the test's folder).
 HYDRA = {
-    "gradinv.main": ["gradinv/main.py", "attack.optim.iterations=2", "metrics.lpips_download=false", *QUIET,
-                     "hydra.run.dir={tmp}/run"],
+    "gradinv.main": [
+        "gradinv/main.py",
+        "attack.optim.iterations=2",
+        "metrics.lpips_download=false",
+        *QUIET,
+        "hydra.run.dir={tmp}/run",
+    ],
     "gradinv.train": ["gradinv/train.py", "train.epochs=1", *QUIET, "hydra.run.dir={tmp}/train"],
-    "gradinv.rank_table": ["-m", "gradinv.rank_table", "model=fcn3", "dataset=cifar10", *QUIET,
-                           "hydra.run.dir={tmp}/rank"],
+    "gradinv.rank_table": [
+        "-m",
+        "gradinv.rank_table",
+        "model=fcn3",
+        "dataset=cifar10",
+        *QUIET,
+        "hydra.run.dir={tmp}/rank",
+    ],
 }
 #: argparse entry points: ``main``'s arguments, run after the Hydra ones (the analysis reads
 #: the run that ``gradinv.main`` wrote).
 ARGPARSE = {
-    "gradinv.label_table": ["--datasets", "mnist", "--models", "mlp", "--batch-sizes", "2",
-                            "--seeds", "0", "--victims", "1"],
+    "gradinv.label_table": [
+        "--datasets",
+        "mnist",
+        "--models",
+        "mlp",
+        "--batch-sizes",
+        "2",
+        "--seeds",
+        "0",
+        "--victims",
+        "1",
+    ],
     "gradinv.bench": ["--cells", "mlp:mnist:1", "--repeats", "1", "--out", "{tmp}/bench.json"],
     "multirun_analysis.__main__": ["{tmp}/run", "--out", "{tmp}/analysis"],
-    "multirun_analysis.wandb_report": ["{tmp}/analysis/wandb_report.json"],  # W&B is offline in tests
+    "multirun_analysis.wandb_report": [
+        "{tmp}/analysis/wandb_report.json"
+    ],  # W&B is offline in tests
 }
 
 
@@ -69,4 +92,7 @@ def test_every_entry_point_runs_at_a_tiny_budget(tmp_path: Path, capsys) -> None
     assert (tmp_path / "bench.json").is_file()  # the benchmark's numbers are not a test's business
     assert "1 of 1 runs ok" in printed["multirun_analysis.__main__"]
     assert (tmp_path / "analysis" / "table_psnr.md").is_file()
-    assert "the report cannot be published now: W&B is set offline" in printed["multirun_analysis.wandb_report"]
+    assert (
+        "the report cannot be published now: W&B is set offline"
+        in printed["multirun_analysis.wandb_report"]
+    )

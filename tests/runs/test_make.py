@@ -20,7 +20,6 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from gradinv.cli import CONFIG_DIR
 from tests.conftest import REPO
 
-
 #: What every target's dry run is asked for: the CPU twin and the papers' budgets (table-dia
 #: then needs an ImageNet folder, which a dry run never opens).
 VARIANTS = (["QUICK=1"], ["IMAGENET_ROOT=/data/imagenet"])
@@ -40,8 +39,20 @@ def make_targets() -> list[str]:
 def dry_run(target: str, *variables: str) -> list[list[str]]:
     """The commands ``make TARGET`` would run (nothing runs), each split into its words."""
     done = subprocess.run(
-        ["make", "-s", "-n", "-o", ".venv/.installed", f"PYTHON={sys.executable}", target, f"SWEEP={SWEEP}",
-         *variables], cwd=REPO, capture_output=True, text=True,
+        [
+            "make",
+            "-s",
+            "-n",
+            "-o",
+            ".venv/.installed",
+            f"PYTHON={sys.executable}",
+            target,
+            f"SWEEP={SWEEP}",
+            *variables,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, f"make -n {target} {' '.join(variables)}: {done.stderr}"
     commands = []
@@ -73,7 +84,9 @@ def cells(arguments: list[str]) -> list[list[str]]:
     if "-m" not in arguments:
         return [overrides]
     values = [
-        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        if o.is_sweep_override()
+        else [o.input_line]
         for o in OverridesParser.create().parse_overrides(overrides)
     ]
     return [list(cell) for cell in itertools.product(*values)]
@@ -82,7 +95,11 @@ def cells(arguments: list[str]) -> list[list[str]]:
 def sweeps(target: str, *variables: str) -> list[list[str]]:
     """The arguments of each Hydra sweep (``-m``) that ``make TARGET`` launches."""
     found = [python_target(command) for command in dry_run(target, *variables)]
-    return [arguments for module, arguments in filter(None, found) if module in HYDRA_CONFIGS and "-m" in arguments]
+    return [
+        arguments
+        for module, arguments in filter(None, found)
+        if module in HYDRA_CONFIGS and "-m" in arguments
+    ]
 
 
 @NEEDS_MAKE
@@ -93,10 +110,16 @@ def test_readme_states_the_runs_each_paper_target_launches() -> None:
             columns[found[1]] = line.split(" | ")
     checked = []
     for target in make_targets():
-        paper, quick = (sum(len(cells(sweep)) for sweep in sweeps(target, *v)) for v in VARIANTS[::-1])
+        paper, quick = (
+            sum(len(cells(sweep)) for sweep in sweeps(target, *v)) for v in VARIANTS[::-1]
+        )
         if quick:
-            assert re.search(rf"\b{paper} runs\b", columns[target][1]), f"README: {target} runs {paper} cells"
-            assert re.search(rf"\b{quick} runs\b", columns[target][2]), f"README: {target} QUICK=1 runs {quick} cells"
+            assert re.search(rf"\b{paper} runs\b", columns[target][1]), (
+                f"README: {target} runs {paper} cells"
+            )
+            assert re.search(rf"\b{quick} runs\b", columns[target][2]), (
+                f"README: {target} QUICK=1 runs {quick} cells"
+            )
             checked.append(target)
     assert {"table-dia", "table-ppp"} <= set(checked)
 
@@ -135,12 +158,18 @@ def test_every_make_target_dry_runs_and_names_commands_that_exist() -> None:
                     importlib.import_module(module)
                     for overrides in cells(arguments) if module in HYDRA_CONFIGS else []:
                         keys = [o.split("=")[0] for o in overrides]
-                        options = {o for o, k in zip(overrides, keys) if (CONFIG_DIR / k.lstrip("+~")).is_dir()}
+                        options = {
+                            o
+                            for o, k in zip(overrides, keys)
+                            if (CONFIG_DIR / k.lstrip("+~")).is_dir()
+                        }
                         seen = composed.setdefault((module, frozenset(keys)), set())
                         if not options <= seen:
                             compose(HYDRA_CONFIGS[module], overrides=overrides)
                             seen |= options
-    assert {"attack=rgap", "model=vit_b16", "defense=ppp", "client=fedavg"} <= set().union(*composed.values())
+    assert {"attack=rgap", "model=vit_b16", "defense=ppp", "client=fedavg"} <= set().union(
+        *composed.values()
+    )
 
 
 @pytest.mark.slow
@@ -150,9 +179,19 @@ def test_make_table_dia_quick_twin_runs_end_to_end(tmp_path: Path) -> None:
     ends with its report.html and, W&B being offline in tests, where its W&B report waits."""
     sweep = tmp_path / "sweep"
     command = [
-        "make", "-s", "-o", ".venv/.installed", f"PYTHON={sys.executable}", "table-dia", "QUICK=1",
-        "DIA_ATTACKS=ig,dia", "DIA_QUICK_BUDGETS=mlp:3", "DIA_QUICK_DATASETS=mnist",
-        "DIA_QUICK_P=0,0.25", f"SWEEP={sweep}", "WANDB_REPORT=me/gradinv",
+        "make",
+        "-s",
+        "-o",
+        ".venv/.installed",
+        f"PYTHON={sys.executable}",
+        "table-dia",
+        "QUICK=1",
+        "DIA_ATTACKS=ig,dia",
+        "DIA_QUICK_BUDGETS=mlp:3",
+        "DIA_QUICK_DATASETS=mnist",
+        "DIA_QUICK_P=0,0.25",
+        f"SWEEP={sweep}",
+        "WANDB_REPORT=me/gradinv",
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -161,9 +200,12 @@ def test_make_table_dia_quick_twin_runs_end_to_end(tmp_path: Path) -> None:
     assert report == f"report.html: {sweep / 'analysis' / 'report.html'}"
     assert wandb_report.startswith(
         f"W&B report not published: W&B is set offline (WANDB_MODE); its specification is in "
-        f"{sweep / 'analysis' / 'wandb_report.json'}, published later by `wandb sync {sweep}/mlp/*/wandb/offline-run-* && ")
-    assert f"hydra.sweep.dir={sweep}/mlp trainer.enable_progress_bar=false attack=ig,dia" in (
-        sweep / "analysis" / "report.html").read_text()
+        f"{sweep / 'analysis' / 'wandb_report.json'}, published later by `wandb sync {sweep}/mlp/*/wandb/offline-run-* && "
+    )
+    assert (
+        f"hydra.sweep.dir={sweep}/mlp trainer.enable_progress_bar=false attack=ig,dia"
+        in (sweep / "analysis" / "report.html").read_text()
+    )
     rows = (sweep / "analysis" / "table_psnr.md").read_text().splitlines()
     assert rows[2] == "| dataset | model | defense | attack | p=0 | p=0.25 |"
     assert rows[4].startswith("| mnist | mlp | none | dia | ")
@@ -179,15 +221,29 @@ def test_make_table_dp_quick_twin_runs_end_to_end(tmp_path: Path) -> None:
     without noise (epsilon infinite), analysed by epsilon with each run's privacy."""
     sweep = tmp_path / "sweep"
     command = [
-        "make", "-s", "-o", ".venv/.installed", f"PYTHON={sys.executable}", "table-dp", "QUICK=1",
-        "DP_MODELS=mlp", "DP_ATTACKS=ig", "DP_EPSILONS=10", "DP_BATCHES=2", "DP_ITERS=3",
-        f"SWEEP={sweep}", "ARGS=logger=none model.width=32",
+        "make",
+        "-s",
+        "-o",
+        ".venv/.installed",
+        f"PYTHON={sys.executable}",
+        "table-dp",
+        "QUICK=1",
+        "DP_MODELS=mlp",
+        "DP_ATTACKS=ig",
+        "DP_EPSILONS=10",
+        "DP_BATCHES=2",
+        "DP_ITERS=3",
+        f"SWEEP={sweep}",
+        "ARGS=logger=none model.width=32",
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "2 of 2 runs ok, 0 left out" in done.stdout
     rows = (sweep / "analysis" / "table_psnr.md").read_text().splitlines()
-    assert rows[2] == "| dataset | model | defense | attack | defense.epsilon | dataset.batch_size | p=0.25 |"
+    assert (
+        rows[2]
+        == "| dataset | model | defense | attack | defense.epsilon | dataset.batch_size | p=0.25 |"
+    )
     assert [row.split(" | ")[4] for row in rows[4:]] == ["–", "10"]
     with (sweep / "analysis" / "runs.csv").open() as table:
         epsilons = sorted(row["privacy_epsilon"] for row in csv.DictReader(table))

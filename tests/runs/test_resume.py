@@ -18,7 +18,9 @@ def test_resume_skips_only_a_finished_run_of_the_same_configuration(tmp_path):
     again = run_config(overrides, tmp_path)
     assert (tmp_path / "results.json").read_text() == stored
     assert again["metrics"] == json.loads(stored)["metrics"] == first["metrics"]
-    with pytest.raises(ConfigError, match=r"another configuration .*attack.optim.iterations: 2 -> 50"):
+    with pytest.raises(
+        ConfigError, match=r"another configuration .*attack.optim.iterations: 2 -> 50"
+    ):
         run_config([*overrides, "attack.optim.iterations=50"], tmp_path)
     assert (tmp_path / "results.json").read_text() == stored  # never overwritten
 
@@ -34,9 +36,12 @@ def test_a_rerun_without_resume_keeps_the_finished_run(tmp_path):
     overrides = ["model.width=32", "attack.optim.iterations=2"]
     run_config(overrides, tmp_path)
     stored = (tmp_path / "results.json").read_text()
-    with pytest.raises(ConfigError, match=(
-        rf"^{tmp_path} already holds a finished run \(its results.json says ok\), which is kept: add "
-        r"resume=true to skip finished runs, or point hydra.run.dir \(in a sweep: hydra.sweep.dir\) at a new folder.$"
-    )):
+    with pytest.raises(
+        ConfigError,
+        match=(
+            rf"^{tmp_path} already holds a finished run \(its results.json says ok\), which is kept: add "
+            r"resume=true to skip finished runs, or point hydra.run.dir \(in a sweep: hydra.sweep.dir\) at a new folder.$"
+        ),
+    ):
         run_config([*overrides, "attack.optim.iterations=3"], tmp_path)
     assert (tmp_path / "results.json").read_text() == stored

@@ -13,7 +13,10 @@ QUIET = ["trainer.enable_progress_bar=false"]
 def _main(*args, cwd=REPO_ROOT):
     return subprocess.run(
         [sys.executable, "gradinv/main.py", *args, *QUIET],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -23,10 +26,19 @@ def test_default_run_writes_results_picture_and_offline_wandb(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["status"] == "ok"
     assert results["choices"] == {
-        "dataset": "mnist", "model": "mlp", "threat": "default", "client": "fedsgd", "defense": "none",
-        "attack": "ig", "experiment": None, "dropout": 0.0, "seed": 0,
+        "dataset": "mnist",
+        "model": "mlp",
+        "threat": "default",
+        "client": "fedsgd",
+        "defense": "none",
+        "attack": "ig",
+        "experiment": None,
+        "dropout": 0.0,
+        "seed": 0,
     }
-    assert set(results["metrics"]) >= set(IMAGE_METRICS) and set(results["per_image"][0]) >= set(IMAGE_METRICS)
+    assert set(results["metrics"]) >= set(IMAGE_METRICS) and set(results["per_image"][0]) >= set(
+        IMAGE_METRICS
+    )
     assert all(results["metrics"][m] is not None for m in IMAGE_METRICS if m != "lpips")
     assert results["metrics"]["lpips"] is None and "lpips" in results["unavailable"]
     timing = results["timing"]
@@ -43,7 +55,11 @@ def test_default_run_writes_results_picture_and_offline_wandb(tmp_path):
 
 def test_sweep_runs_every_cell_into_its_own_folder(tmp_path):
     done = _main(
-        "-m", "attack=ig", "model.dropout=0,0.25", "attack.optim.iterations=2", "logger=csv",
+        "-m",
+        "attack=ig",
+        "model.dropout=0,0.25",
+        "attack.optim.iterations=2",
+        "logger=csv",
         f"hydra.sweep.dir={tmp_path}",
     )
     assert done.returncode == 0, done.stderr

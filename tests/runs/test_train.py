@@ -14,7 +14,9 @@ from tests.helpers import compose_train, run_config
 def test_training_reports_accuracy_and_its_weights_load_for_the_attack(tmp_path):
     fields = ["defense=precode", "defense.latent=8", "model.width=32"]
     cfg = compose_train([*fields, "train.epochs=1"], tmp_path / "t")
-    untrained = build_model(cfg.model, CIFAR10.spec, cfg.seed, Precode(latent=8).prepare_model).state_dict()
+    untrained = build_model(
+        cfg.model, CIFAR10.spec, cfg.seed, Precode(latent=8).prepare_model
+    ).state_dict()
     outcome = train(cfg)
     results = (tmp_path / "t" / "results.json").read_text()
     assert '"status": "ok"' in results and '"test_accuracy"' in results
@@ -28,4 +30,7 @@ def test_training_reports_accuracy_and_its_weights_load_for_the_attack(tmp_path)
     attack = ["dataset=cifar10", *fields, "attack=ig_precode", "attack.optim.iterations=1"]
     attacked = run_config([*attack, f"model.checkpoint={weights}"], tmp_path / "a")
     fresh = run_config(attack, tmp_path / "f")
-    assert attacked["metrics"]["gradient_cosine_distance"] != fresh["metrics"]["gradient_cosine_distance"]
+    assert (
+        attacked["metrics"]["gradient_cosine_distance"]
+        != fresh["metrics"]["gradient_cosine_distance"]
+    )

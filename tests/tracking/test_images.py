@@ -34,17 +34,36 @@ def _overlap(a, b) -> bool:
 
 @pytest.mark.parametrize(
     "victims, batch, labels_known",
-    [(1, 1, True), (1, 4, False), (1, 8, True), (2, 4, False), (3, 4, True), (2, 8, False), (8, 1, False)],
+    [
+        (1, 1, True),
+        (1, 4, False),
+        (1, 8, True),
+        (2, 4, False),
+        (3, 4, True),
+        (2, 8, False),
+        (8, 1, False),
+    ],
 )
 def test_captions_never_overlap_and_each_victim_has_its_own_panel(victims, batch, labels_known):
     count = victims * batch
     scores = [
-        ImageScore(victim=i // batch, index=i, label=i % 10, predicted_label=(3 * i) % 10,
-                   mse=0.01, psnr=22.4 + i, ssim=0.7328, lpips=None)
+        ImageScore(
+            victim=i // batch,
+            index=i,
+            label=i % 10,
+            predicted_label=(3 * i) % 10,
+            mse=0.01,
+            psnr=22.4 + i,
+            ssim=0.7328,
+            lpips=None,
+        )
         for i in range(count)
     ]
     figure = reconstruction_figure(
-        torch.rand(count, 3, 32, 32), torch.rand(count, 3, 32, 32), scores, "dataset=cifar10 attack=ig",
+        torch.rand(count, 3, 32, 32),
+        torch.rand(count, 3, 32, 32),
+        scores,
+        "dataset=cifar10 attack=ig",
         labels_known,
     )
     figure.canvas.draw()
@@ -54,7 +73,9 @@ def test_captions_never_overlap_and_each_victim_has_its_own_panel(victims, batch
     for victim, panel in enumerate(panels):
         for ax in panel.axes:
             images.append(ax.get_window_extent(renderer))
-            assert panel.bbox.x0 <= images[-1].x0 and images[-1].x1 <= panel.bbox.x1  # inside its panel
+            assert (
+                panel.bbox.x0 <= images[-1].x0 and images[-1].x1 <= panel.bbox.x1
+            )  # inside its panel
             assert panel.bbox.y0 <= images[-1].y0 and images[-1].y1 <= panel.bbox.y1
             texts += [t for t in (ax.title, ax.xaxis.label, ax.yaxis.label) if t.get_text()]
         if victims > 1:
@@ -66,7 +87,13 @@ def test_captions_never_overlap_and_each_victim_has_its_own_panel(victims, batch
     assert not any(_overlap(text, image) for text in boxes for image in images)
     assert not any(_overlap(a.bbox, b.bbox) for a, b in combinations(panels, 2))
     words = [t.get_text() for t in texts]
-    assert [w for w in words if w.startswith("true label")] == [f"true label {s.label}" for s in scores]
+    assert [w for w in words if w.startswith("true label")] == [
+        f"true label {s.label}" for s in scores
+    ]
     last_lines = [w.splitlines()[-1] for w in words if "dB" in w]
-    assert last_lines == (["label given"] * count if labels_known else [f"inferred {s.predicted_label}" for s in scores])
+    assert last_lines == (
+        ["label given"] * count
+        if labels_known
+        else [f"inferred {s.predicted_label}" for s in scores]
+    )
     plt.close(figure)

@@ -13,7 +13,13 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import read_write
 
 from gradinv.schema import (
-    IMAGE_METRICS, WANDB_CONFIG, WANDB_CURVES, WANDB_METRICS_PREFIX, WANDB_PICTURE, WANDB_STEP, WANDB_TABLE,
+    IMAGE_METRICS,
+    WANDB_CONFIG,
+    WANDB_CURVES,
+    WANDB_METRICS_PREFIX,
+    WANDB_PICTURE,
+    WANDB_STEP,
+    WANDB_TABLE,
 )
 from gradinv.tracking.wandb_logger import sweep_group
 from tests.helpers import compose_config, run_config
@@ -29,7 +35,9 @@ def test_sweep_jobs_share_the_sweep_folder_as_group(tmp_path: Path) -> None:
         assert sweep_group() == group
 
 
-def test_wandb_offline_run_holds_the_per_image_table_and_every_key_the_report_reads(tmp_path: Path, monkeypatch):
+def test_wandb_offline_run_holds_the_per_image_table_and_every_key_the_report_reads(
+    tmp_path: Path, monkeypatch
+):
     """The run folder holds the offline run and its table; the table's images travel in its
     artifact, staged under WANDB_DATA_DIR until `wandb sync`. The run logs the config keys the
     W&B report filters and groups by, the curves and their step, the final metrics and the picture
@@ -38,19 +46,45 @@ def test_wandb_offline_run_holds_the_per_image_table_and_every_key_the_report_re
     monkeypatch.setenv("WANDB_DATA_DIR", str(staging))
     config, history = [], set()
     log, hyperparams = wandb.Run.log, WandbLogger.log_hyperparams
-    monkeypatch.setattr(wandb.Run, "log", lambda run, data, *a, **k: (history.update(data), log(run, data, *a, **k))[1])
-    monkeypatch.setattr(WandbLogger, "log_hyperparams",
-                        lambda logger, params, *a: (config.extend(params), hyperparams(logger, params, *a))[1])
-    run_config(["logger=wandb", "attack.optim.iterations=3", "attack.log_psnr_every=1", "dataset.batch_size=2"],
-               tmp_path)
+    monkeypatch.setattr(
+        wandb.Run,
+        "log",
+        lambda run, data, *a, **k: (history.update(data), log(run, data, *a, **k))[1],
+    )
+    monkeypatch.setattr(
+        WandbLogger,
+        "log_hyperparams",
+        lambda logger, params, *a: (config.extend(params), hyperparams(logger, params, *a))[1],
+    )
+    run_config(
+        [
+            "logger=wandb",
+            "attack.optim.iterations=3",
+            "attack.log_psnr_every=1",
+            "dataset.batch_size=2",
+        ],
+        tmp_path,
+    )
     assert config == list(WANDB_CONFIG)
-    finals = {WANDB_METRICS_PREFIX + metric for metric in IMAGE_METRICS if metric != "lpips"}  # no weights offline
+    finals = {
+        WANDB_METRICS_PREFIX + metric for metric in IMAGE_METRICS if metric != "lpips"
+    }  # no weights offline
     assert {*WANDB_CURVES, WANDB_STEP, WANDB_PICTURE, WANDB_TABLE, *finals} <= history
     tables = list(tmp_path.glob("wandb/offline-run-*/files/media/table/per_image_*.table.json"))
     assert len(tables) == 1
     table = json.loads(tables[0].read_text())
-    assert table["columns"] == ["victim", "index", "label", "predicted_label", "mse", "psnr",
-                                "ssim", "lpips", "original", "reconstruction"]
+    assert table["columns"] == [
+        "victim",
+        "index",
+        "label",
+        "predicted_label",
+        "mse",
+        "psnr",
+        "ssim",
+        "lpips",
+        "original",
+        "reconstruction",
+    ]
     assert len(table["data"]) == 2
     results = json.loads((tmp_path / "results.json").read_text())
     assert [row[5] for row in table["data"]] == [row["psnr"] for row in results["per_image"]]
@@ -69,4 +103,3 @@ def test_the_logger_gets_every_steps_loss(tmp_path):
     column, step = header.index("attack/loss"), header.index("step")
     logged = [int(r.split(",")[step]) for r in rows[1:] if r.split(",")[column]]
     assert logged == list(range(12))
-

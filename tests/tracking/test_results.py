@@ -21,10 +21,15 @@ def test_results_json_is_readable_by_colleagues(tmp_path: Path) -> None:
 
 
 def test_an_interrupted_run_says_so():
+    from gradinv.interrupt import Interrupted
     from gradinv.tracking.results import describe_failure
 
-    from gradinv.interrupt import Interrupted
-
-    assert describe_failure(Interrupted(signal.SIGTERM)) == "interrupted by SIGTERM before it finished"
-    assert describe_failure(KeyboardInterrupt()) == "interrupted (Ctrl-C or SIGINT) before it finished"
-    assert "interrupted: the process was asked to exit (status 1)" in describe_failure(SystemExit(1))
+    assert (
+        describe_failure(Interrupted(signal.SIGTERM)) == "interrupted by SIGTERM before it finished"
+    )
+    assert (
+        describe_failure(KeyboardInterrupt()) == "interrupted (Ctrl-C or SIGINT) before it finished"
+    )
+    assert "interrupted: the process was asked to exit (status 1)" in describe_failure(
+        SystemExit(1)
+    )
