@@ -8,6 +8,17 @@ import torch
 
 from gradinv.tensors import Tensors
 
+# Each distance from <candidate, target>, ||candidate||^2 and ||target||^2 (per problem), for
+# computations that never form the candidate gradient itself; the cosine distance below is
+# this form. The l2 form expands the square, so where the candidate gradient is formed
+# squared_distance sums the squared differences instead: exact near a perfect match.
+PRODUCT_FORMS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "cosine": lambda dot, norm, target_norm: (
+        1 - dot / (norm.sqrt() * target_norm.sqrt()).clamp_min(1e-12)
+    ),
+    "l2": lambda dot, norm, target_norm: norm - 2 * dot + target_norm,
+}
+
 
 def cosine_distance(
     candidate: Tensors, target: Tensors, target_norm: torch.Tensor | None = None
@@ -15,10 +26,10 @@ def cosine_distance(
     """1 - cosine similarity of all layers' gradients taken as one vector (Geiping et al. 2020);
     ``target_norm`` (its squared norm), constant over an attack, can be given once."""
     dot = sum((candidate[k] * target[k]).sum() for k in target)
-    cand_norm = sum(candidate[k].pow(2).sum() for k in target).sqrt()
+    norm = sum(candidate[k].pow(2).sum() for k in target)
     if target_norm is None:
         target_norm = sum(target[k].pow(2).sum() for k in target)
-    return 1 - dot / (cand_norm * target_norm.sqrt()).clamp_min(1e-12)
+    return PRODUCT_FORMS["cosine"](dot, norm, target_norm)
 
 
 def squared_distance(
@@ -31,14 +42,4 @@ def squared_distance(
 OBJECTIVES: dict[str, Callable[..., torch.Tensor]] = {
     "cosine": cosine_distance,
     "l2": squared_distance,
-}
-
-
-# The same distances from <candidate, target>, ||candidate||^2 and ||target||^2 per problem,
-# for computations that never form the candidate gradient itself.
-PRODUCT_FORMS: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "cosine": lambda dot, norm, target_norm: (
-        1 - dot / (norm.sqrt() * target_norm.sqrt()).clamp_min(1e-12)
-    ),
-    "l2": lambda dot, norm, target_norm: norm - 2 * dot + target_norm,
 }
