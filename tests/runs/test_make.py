@@ -36,24 +36,19 @@ def make_targets() -> list[str]:
     return phony.split(":", 1)[1].split()
 
 
+def run_make(target: str, *variables: str, dry: bool = False) -> subprocess.CompletedProcess:
+    """``make TARGET VARIABLES`` in the repository with this interpreter, its install step taken
+    as done (``dry``: the commands printed, nothing run)."""
+    flags = ["-s", "-n"] if dry else ["-s"]
+    command = ["make", *flags, "-o", ".venv/.installed", f"PYTHON={sys.executable}", target]
+    return subprocess.run(
+        [*command, *variables], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+
+
 def dry_run(target: str, *variables: str) -> list[list[str]]:
     """The commands ``make TARGET`` would run (nothing runs), each split into its words."""
-    done = subprocess.run(
-        [
-            "make",
-            "-s",
-            "-n",
-            "-o",
-            ".venv/.installed",
-            f"PYTHON={sys.executable}",
-            target,
-            f"SWEEP={SWEEP}",
-            *variables,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    done = run_make(target, f"SWEEP={SWEEP}", *variables, dry=True)
     assert done.returncode == 0, f"make -n {target} {' '.join(variables)}: {done.stderr}"
     commands = []
     for line in done.stdout.replace("\\\n", " ").splitlines():
@@ -178,12 +173,7 @@ def test_make_table_dia_quick_twin_runs_end_to_end(tmp_path: Path) -> None:
     """`make table-dia QUICK=1` narrowed to a CPU-second twin: IG and DIA on the MLP, two p; it
     ends with its report.html and, W&B being offline in tests, where its W&B report waits."""
     sweep = tmp_path / "sweep"
-    command = [
-        "make",
-        "-s",
-        "-o",
-        ".venv/.installed",
-        f"PYTHON={sys.executable}",
+    done = run_make(
         "table-dia",
         "QUICK=1",
         "DIA_ATTACKS=ig,dia",
@@ -192,8 +182,7 @@ def test_make_table_dia_quick_twin_runs_end_to_end(tmp_path: Path) -> None:
         "DIA_QUICK_P=0,0.25",
         f"SWEEP={sweep}",
         "WANDB_REPORT=me/gradinv",
-    ]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "4 of 4 runs ok, 0 left out" in done.stdout
     report, wandb_report = done.stdout.splitlines()[-2:]
@@ -220,12 +209,7 @@ def test_make_table_dp_quick_twin_runs_end_to_end(tmp_path: Path) -> None:
     """`make table-dp QUICK=1` narrowed to two CPU-second cells: IG on the MLP at epsilon 10 and
     without noise (epsilon infinite), analysed by epsilon with each run's privacy."""
     sweep = tmp_path / "sweep"
-    command = [
-        "make",
-        "-s",
-        "-o",
-        ".venv/.installed",
-        f"PYTHON={sys.executable}",
+    done = run_make(
         "table-dp",
         "QUICK=1",
         "DP_MODELS=mlp",
@@ -235,8 +219,7 @@ def test_make_table_dp_quick_twin_runs_end_to_end(tmp_path: Path) -> None:
         "DP_ITERS=3",
         f"SWEEP={sweep}",
         "ARGS=logger=none model.width=32",
-    ]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "2 of 2 runs ok, 0 left out" in done.stdout
     rows = (sweep / "analysis" / "table_psnr.md").read_text().splitlines()
